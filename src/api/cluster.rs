@@ -1,0 +1,64 @@
+//! The Cluster service. MemberList is served from the raft membership; membership changes
+//! arrive with clustering and answer `Unimplemented` until then.
+
+use tonic::{Request, Response, Status};
+
+use super::Ctx;
+use crate::error::Error;
+use crate::proto::etcdserverpb::cluster_server::Cluster;
+use crate::proto::etcdserverpb::{
+    Member, MemberAddRequest, MemberAddResponse, MemberListRequest, MemberListResponse, MemberPromoteRequest,
+    MemberPromoteResponse, MemberRemoveRequest, MemberRemoveResponse, MemberUpdateRequest, MemberUpdateResponse,
+};
+
+/// The Cluster service.
+pub struct ClusterService {
+    ctx: Ctx,
+}
+
+impl ClusterService {
+    /// A Cluster service over `ctx`.
+    pub fn new(ctx: Ctx) -> ClusterService {
+        ClusterService { ctx }
+    }
+}
+
+#[tonic::async_trait]
+impl Cluster for ClusterService {
+    async fn member_add(&self, _r: Request<MemberAddRequest>) -> Result<Response<MemberAddResponse>, Status> {
+        Err(Error::Unimplemented("Cluster.MemberAdd").into())
+    }
+
+    async fn member_remove(&self, _r: Request<MemberRemoveRequest>) -> Result<Response<MemberRemoveResponse>, Status> {
+        Err(Error::Unimplemented("Cluster.MemberRemove").into())
+    }
+
+    async fn member_update(&self, _r: Request<MemberUpdateRequest>) -> Result<Response<MemberUpdateResponse>, Status> {
+        Err(Error::Unimplemented("Cluster.MemberUpdate").into())
+    }
+
+    /// etcd `ClusterServer.MemberList`; `linearizable` needs no barrier with one member.
+    async fn member_list(&self, _r: Request<MemberListRequest>) -> Result<Response<MemberListResponse>, Status> {
+        let ctx = &self.ctx;
+        let members = ctx
+            .raft
+            .members()
+            .into_iter()
+            .map(|(id, node, voter)| Member {
+                id: id.0,
+                name: node.name,
+                peer_ur_ls: node.peer_urls,
+                client_ur_ls: node.client_urls,
+                is_learner: !voter,
+            })
+            .collect();
+        Ok(Response::new(MemberListResponse { header: ctx.header(ctx.store.current_revision()), members }))
+    }
+
+    async fn member_promote(
+        &self,
+        _r: Request<MemberPromoteRequest>,
+    ) -> Result<Response<MemberPromoteResponse>, Status> {
+        Err(Error::Unimplemented("Cluster.MemberPromote").into())
+    }
+}

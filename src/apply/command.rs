@@ -1,0 +1,123 @@
+//! The replicated command (openraft's `D`) and apply result (openraft's `R`).
+//!
+//! Both are protobuf messages from `proto/mainstay.proto`; serde (which openraft requires)
+//! writes them as protobuf bytes, so the log-entry encoding is versioned the protobuf way and
+//! `InternalRequest.format` is checked at apply time.
+
+use std::fmt;
+
+use prost::Message;
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::proto::mainstaypb::{ApplyResult, InternalRequest, internal_request};
+
+/// The command format this binary writes and applies.
+pub const COMMAND_FORMAT: u32 = 1;
+
+/// A replicated command: one etcd write request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Command(pub InternalRequest);
+
+impl Command {
+    /// Wraps one request in the current command format.
+    pub fn new(request: internal_request::Request) -> Command {
+        Command(InternalRequest { format: COMMAND_FORMAT, request: Some(request) })
+    }
+
+    /// Encoded size in bytes (what `--max-request-bytes` limits).
+    pub fn encoded_len(&self) -> usize {
+        self.0.encoded_len()
+    }
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match &self.0.request {
+            Some(internal_request::Request::Put(_)) => "put",
+            Some(internal_request::Request::DeleteRange(_)) => "delete_range",
+            Some(internal_request::Request::Txn(_)) => "txn",
+            Some(internal_request::Request::Compaction(_)) => "compaction",
+            None => "empty",
+        };
+        write!(f, "{kind}(format {})", self.0.format)
+    }
+}
+
+/// The result of applying one [`Command`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Response(pub ApplyResult);
+
+macro_rules! serde_as_protobuf {
+    ($ty:ident, $msg:ident) => {
+        impl Serialize for $ty {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_bytes(&self.0.encode_to_vec())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let bytes: Vec<u8> = serde_bytes_compat::deserialize(d)?;
+                $msg::decode(bytes.as_slice()).map($ty).map_err(D::Error::custom)
+            }
+        }
+    };
+}
+
+serde_as_protobuf!(Command, InternalRequest);
+serde_as_protobuf!(Response, ApplyResult);
+
+mod serde_bytes_compat {
+    use serde::Deserializer;
+    use serde::de::{SeqAccess, Visitor};
+
+    struct BytesVisitor;
+
+    impl<'de> Visitor<'de> for BytesVisitor {
+        type Value = Vec<u8>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("protobuf bytes")
+        }
+
+        fn visit_bytes<E>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+            Ok(v.to_vec())
+        }
+
+        fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+            Ok(v)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+            let mut out = Vec::new();
+            while let Some(b) = seq.next_element::<u8>()? {
+                out.push(b);
+            }
+            Ok(out)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        d.deserialize_byte_buf(BytesVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::etcdserverpb::PutRequest;
+
+    #[test]
+    fn command_round_trips_through_postcard() {
+        let cmd = Command::new(internal_request::Request::Put(PutRequest {
+            key: "k".into(),
+            value: "v".into(),
+            ..Default::default()
+        }));
+        let bytes = postcard::to_allocvec(&cmd).unwrap();
+        let back: Command = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(back, cmd);
+        assert_eq!(back.0.format, COMMAND_FORMAT);
+    }
+}

@@ -1,0 +1,3 @@
+//! Cluster identity: member and cluster IDs derived as etcd derives them.
+
+pub mod ids;

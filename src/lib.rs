@@ -1,0 +1,27 @@
+//! Mainstay: an etcd-compatible, Raft-replicated key-value server for Kubernetes control planes.
+//!
+//! The write path (design.md §2):
+//!
+//! ```text
+//! client ─gRPC─▶ api::kv (validate, limits) ─propose Command─▶ raft::RaftNode (openraft)
+//!   ─▶ raft::log_store (fjall, group-committed fsync) ─committed─▶ raft::state_machine
+//!   ─▶ apply::Applier (one dispatch match, deterministic) ─▶ mvcc::Store (one fjall batch:
+//!      data + applied log id) ─▶ response with header {cluster_id, member_id, revision, raft_term}
+//! ```
+//!
+//! Reads: a linearizable Range waits on a raft ReadIndex barrier, then reads the local store; a
+//! serializable Range reads the local store directly.
+
+pub mod api;
+pub mod apply;
+pub mod cluster;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod limits;
+pub mod mvcc;
+pub mod proto;
+pub mod raft;
+pub mod server;
+pub mod storage;
+pub mod types;

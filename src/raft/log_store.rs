@@ -1,0 +1,179 @@
+//! The raft log on fjall, with group commit.
+//!
+//! `append` writes the entries into the journal buffer and hands the flush callback to a
+//! dedicated flusher thread; the flusher drains every callback queued so far, fsyncs once and
+//! completes them all. So appends keep arriving while an fsync is in flight and one fsync
+//! acknowledges many writes (design.md §2 "Group commit"). Callbacks complete in submission
+//! order. Votes, truncations and purges are made durable before they are acknowledged.
+
+use std::io;
+use std::ops::{Bound, RangeBounds};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
+use openraft::{OptionalSend, RaftLogReader};
+
+use super::types::{Entry, LogId, TypeConfig, Vote};
+use crate::limits::LOG_FLUSH_QUEUE_MAX;
+use crate::storage::{Storage, schema};
+
+type Flush = IOFlushed<TypeConfig>;
+
+/// The raft log store. Cheap to clone (the reader is a clone).
+#[derive(Clone)]
+pub struct LogStore {
+    storage: Storage,
+    flushes: SyncSender<Flush>,
+}
+
+impl LogStore {
+    /// Opens the log over `storage` and starts the flusher thread.
+    ///
+    /// # Errors
+    /// When the thread cannot be spawned.
+    pub fn open(storage: Storage) -> io::Result<LogStore> {
+        let (flushes, rx) = sync_channel(LOG_FLUSH_QUEUE_MAX);
+        let s = storage.clone();
+        std::thread::Builder::new().name("raft-log-flush".into()).spawn(move || flusher(&s, &rx))?;
+        Ok(LogStore { storage, flushes })
+    }
+
+    fn read_meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> io::Result<Option<T>> {
+        match self.storage.raft_meta.get(key).map_err(io::Error::other)? {
+            None => Ok(None),
+            Some(v) => postcard::from_bytes(&v).map(Some).map_err(|e| corrupt(key, e)),
+        }
+    }
+
+    fn write_meta<T: serde::Serialize>(&self, key: &[u8], value: &T) -> io::Result<()> {
+        let bytes = postcard::to_allocvec(value).map_err(io::Error::other)?;
+        self.storage.raft_meta.insert(key, bytes).map_err(io::Error::other)
+    }
+
+    async fn sync(&self) -> io::Result<()> {
+        let storage = self.storage.clone();
+        tokio::task::spawn_blocking(move || storage.sync().map_err(io::Error::other))
+            .await
+            .map_err(io::Error::other)?
+    }
+}
+
+fn corrupt(what: &[u8], e: impl std::fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("raft {}: {e}", String::from_utf8_lossy(what)))
+}
+
+fn flusher(storage: &Storage, rx: &Receiver<Flush>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        batch.extend(rx.try_iter());
+        let result = storage.sync();
+        for callback in batch {
+            callback.io_completed(match &result {
+                Ok(()) => Ok(()),
+                Err(e) => Err(io::Error::other(e.to_string())),
+            });
+        }
+    }
+}
+
+fn index_key(index: u64) -> [u8; 8] {
+    index.to_be_bytes()
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + std::fmt::Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> io::Result<Vec<Entry>> {
+        let start = match range.start_bound() {
+            Bound::Included(&i) => Bound::Included(index_key(i)),
+            Bound::Excluded(&i) => Bound::Excluded(index_key(i)),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        let end = match range.end_bound() {
+            Bound::Included(&i) => Bound::Included(index_key(i)),
+            Bound::Excluded(&i) => Bound::Excluded(index_key(i)),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        let mut out = Vec::new();
+        for item in self.storage.raft_log.range::<[u8; 8], _>((start, end)) {
+            let (k, v) = item.into_inner().map_err(io::Error::other)?;
+            out.push(postcard::from_bytes(&v).map_err(|e| corrupt(&k, e))?);
+        }
+        Ok(out)
+    }
+
+    async fn read_vote(&mut self) -> io::Result<Option<Vote>> {
+        self.read_meta(schema::RAFT_META_VOTE)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> io::Result<LogState<TypeConfig>> {
+        let last_purged_log_id: Option<LogId> = self.read_meta(schema::RAFT_META_PURGED)?;
+        let last = match self.storage.raft_log.last_key_value() {
+            None => None,
+            Some(g) => {
+                let (k, v) = g.into_inner().map_err(io::Error::other)?;
+                let entry: Entry = postcard::from_bytes(&v).map_err(|e| corrupt(&k, e))?;
+                Some(entry.log_id)
+            }
+        };
+        let last_log_id = last.or_else(|| last_purged_log_id.clone());
+        Ok(LogState { last_purged_log_id, last_log_id })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> io::Result<()> {
+        self.write_meta(schema::RAFT_META_VOTE, vote)?;
+        self.sync().await
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> io::Result<()> {
+        // Buffered: made durable by the next log flush. A lost update only means the committed
+        // index is re-learned from the log after restart.
+        self.write_meta(schema::RAFT_META_COMMITTED, &committed)
+    }
+
+    async fn read_committed(&mut self) -> io::Result<Option<LogId>> {
+        Ok(self.read_meta::<Option<LogId>>(schema::RAFT_META_COMMITTED)?.flatten())
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: Flush) -> io::Result<()>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut batch = self.storage.db.batch();
+        for entry in entries {
+            let bytes = postcard::to_allocvec(&entry).map_err(io::Error::other)?;
+            batch.insert(&self.storage.raft_log, index_key(entry.log_id.index), bytes);
+        }
+        batch.commit().map_err(io::Error::other)?;
+        self.flushes.send(callback).map_err(|_| io::Error::other("raft log flusher stopped"))
+    }
+
+    async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> io::Result<()> {
+        let from = last_log_id.map_or(0, |l| l.index + 1);
+        let mut batch = self.storage.db.batch();
+        for item in self.storage.raft_log.range(index_key(from)..) {
+            batch.remove(&self.storage.raft_log, item.key().map_err(io::Error::other)?);
+        }
+        batch.commit().map_err(io::Error::other)?;
+        self.sync().await
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> io::Result<()> {
+        self.write_meta(schema::RAFT_META_PURGED, &log_id)?;
+        let mut batch = self.storage.db.batch();
+        for item in self.storage.raft_log.range(..=index_key(log_id.index)) {
+            batch.remove(&self.storage.raft_log, item.key().map_err(io::Error::other)?);
+        }
+        batch.commit().map_err(io::Error::other)
+    }
+}

@@ -1,0 +1,204 @@
+//! Wiring: storage, MVCC store, raft, gRPC services and listeners. Owns every task and the
+//! shutdown path.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+use crate::api::cluster::ClusterService;
+use crate::api::kv::KvService;
+use crate::api::maintenance::MaintenanceService;
+use crate::api::unimplemented::{AuthService, LeaseService, WatchService};
+use crate::api::{Ctx, Limits};
+use crate::apply::Applier;
+use crate::apply::ops::NoLeases;
+use crate::cluster::ids::{cluster_id, member_id, url_string};
+use crate::config::Config;
+use crate::config::limits::GRPC_OVERHEAD_BYTES;
+use crate::limits::GRPC_CONCURRENT_STREAMS_MAX;
+use crate::mvcc::Store;
+use crate::proto::etcdserverpb::auth_server::AuthServer;
+use crate::proto::etcdserverpb::cluster_server::ClusterServer;
+use crate::proto::etcdserverpb::kv_server::KvServer;
+use crate::proto::etcdserverpb::lease_server::LeaseServer;
+use crate::proto::etcdserverpb::maintenance_server::MaintenanceServer;
+use crate::proto::etcdserverpb::watch_server::WatchServer;
+use crate::raft::types::MemberNode;
+use crate::raft::{RaftNode, RaftSettings};
+use crate::storage::{Storage, schema};
+use crate::types::{ClusterId, MemberId};
+
+/// How long start-up waits for the single member to elect itself.
+const LEADER_WAIT: Duration = Duration::from_secs(30);
+
+/// Runs the server until SIGINT or SIGTERM.
+///
+/// # Errors
+/// Start-up failures (bad data directory, port in use, unsupported configuration).
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    for flag in &config.not_yet_effective {
+        tracing::warn!(flag = %flag, "flag is accepted but not yet effective in mainstay");
+    }
+    let storage = Storage::open(&config.data_dir).with_context(|| format!("opening {}", config.data_dir.display()))?;
+    let (member, cluster) = identity(&config, &storage)?;
+    tracing::info!(member_id = %member, cluster_id = %cluster, data_dir = %config.data_dir.display(), "starting member");
+    let store = Store::open(storage.clone())?;
+    let applier = Arc::new(Applier::new(store.clone(), Box::new(NoLeases)));
+    let client_urls: Vec<String> = config.advertise_client_urls.iter().map(url_string).collect();
+    let node = MemberNode {
+        name: config.name.clone(),
+        peer_urls: config.initial_advertise_peer_urls.iter().map(url_string).collect(),
+        client_urls: client_urls.clone(),
+    };
+    let settings = RaftSettings {
+        heartbeat_interval: config.heartbeat_interval,
+        election_timeout: config.election_timeout,
+        snapshot_count: config.snapshot_count,
+        snapshot_catchup_entries: crate::config::limits::SNAPSHOT_CATCHUP_ENTRIES_DEFAULT,
+        cluster_token: config.initial_cluster_token.clone(),
+    };
+    let raft = RaftNode::start(member, node, &settings, storage.clone(), applier.clone()).await?;
+    raft.wait_for_leader(LEADER_WAIT).await?;
+    let ctx = Ctx {
+        raft: raft.clone(),
+        store,
+        applier,
+        storage: storage.clone(),
+        cluster_id: cluster,
+        limits: Limits {
+            max_request_bytes: config.max_request_bytes,
+            max_txn_ops: config.max_txn_ops,
+            quota_backend_bytes: config.quota_backend_bytes,
+        },
+        client_urls,
+    };
+    let router = router(ctx, &config).await;
+    let mut tasks = JoinSet::new();
+    for url in &config.listen_client_urls {
+        let listener = bind(url).await?;
+        tracing::info!(address = %url_string(url), "serving client requests (gRPC and HTTP)");
+        tasks.spawn(serve(listener, router.clone()));
+    }
+    tracing::info!(member_id = %member, "ready to serve client requests");
+    shutdown_signal().await;
+    tracing::info!("received shutdown signal, stopping");
+    tasks.abort_all();
+    raft.shutdown().await;
+    storage.sync()?;
+    Ok(())
+}
+
+/// This member's and its cluster's IDs: read from the data directory, or derived from the
+/// bootstrap flags on first start (etcd `--initial-cluster`, `--initial-cluster-token`).
+fn identity(config: &Config, storage: &Storage) -> anyhow::Result<(MemberId, ClusterId)> {
+    let stored = (storage.meta_i64(schema::META_MEMBER_ID)?, storage.meta_i64(schema::META_CLUSTER_ID)?);
+    if let (Some(m), Some(c)) = stored {
+        return Ok((MemberId(m as u64), ClusterId(c as u64)));
+    }
+    let mut names: Vec<&str> = config.initial_cluster.iter().map(|(n, _)| n.as_str()).collect();
+    names.dedup();
+    if names.len() > 1 {
+        bail!("--initial-cluster names {} members; multi-member clusters are not supported yet", names.len());
+    }
+    let own: Vec<String> = config
+        .initial_cluster
+        .iter()
+        .filter(|(n, _)| *n == config.name)
+        .map(|(_, u)| url_string(u))
+        .collect();
+    if own.is_empty() {
+        bail!("couldn't find local name {:?} in the initial cluster configuration", config.name);
+    }
+    let member = member_id(&own, &config.initial_cluster_token, None);
+    let cluster = cluster_id(&[member]);
+    storage.meta.insert(schema::META_MEMBER_ID, (member.0 as i64).to_be_bytes())?;
+    storage.meta.insert(schema::META_CLUSTER_ID, (cluster.0 as i64).to_be_bytes())?;
+    storage.sync()?;
+    Ok((member, cluster))
+}
+
+async fn router(ctx: Ctx, config: &Config) -> axum::Router {
+    let max_recv = usize::try_from(config.max_request_bytes + GRPC_OVERHEAD_BYTES).unwrap_or(usize::MAX);
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
+    let routes = tonic::service::Routes::new(
+        KvServer::new(KvService::new(ctx.clone())).max_decoding_message_size(max_recv).max_encoding_message_size(usize::MAX),
+    )
+    .add_service(WatchServer::new(WatchService).max_decoding_message_size(max_recv))
+    .add_service(LeaseServer::new(LeaseService).max_decoding_message_size(max_recv))
+    .add_service(ClusterServer::new(ClusterService::new(ctx.clone())).max_decoding_message_size(max_recv))
+    .add_service(
+        MaintenanceServer::new(MaintenanceService::new(ctx.clone()))
+            .max_decoding_message_size(max_recv)
+            .max_encoding_message_size(usize::MAX),
+    )
+    .add_service(AuthServer::new(AuthService).max_decoding_message_size(max_recv))
+    .add_service(health_service);
+    crate::http::routes(routes.into_axum_router(), ctx)
+}
+
+async fn bind(url: &url::Url) -> anyhow::Result<TcpListener> {
+    match url.scheme() {
+        "http" => {}
+        "https" => bail!("{url}: TLS client listeners are not supported yet"),
+        other => bail!("{url}: listen URL scheme {other:?} is not supported yet"),
+    }
+    let host = url.host_str().unwrap_or("localhost").trim_start_matches('[').trim_end_matches(']');
+    let port = url.port().unwrap_or(2379);
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await?.collect();
+    // Go resolves "localhost" to 127.0.0.1 first; prefer IPv4 as etcd does.
+    let addr = addrs.iter().find(|a| a.is_ipv4()).or_else(|| addrs.first()).copied();
+    let addr = addr.with_context(|| format!("{url}: host does not resolve"))?;
+    TcpListener::bind(addr).await.with_context(|| format!("listen tcp {addr}"))
+}
+
+async fn serve(listener: TcpListener, router: axum::Router) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(router.clone());
+        tokio::spawn(async move {
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder.http2().max_concurrent_streams(GRPC_CONCURRENT_STREAMS_MAX);
+            if let Err(e) = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).await {
+                tracing::debug!(peer = %peer, error = %e, "client connection ended with an error");
+            }
+        });
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
