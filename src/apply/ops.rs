@@ -313,3 +313,67 @@ pub fn is_txn_serializable(rt: &TxnRequest) -> bool {
         _ => false,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
+
+    fn kv(version: i64, create: i64, modr: i64, value: &str, lease: i64) -> KeyValue {
+        KeyValue {
+            key: "k".into(),
+            create_revision: create,
+            mod_revision: modr,
+            version,
+            value: value.to_string().into(),
+            lease,
+        }
+    }
+
+    fn cmp(target: CompareTarget, result: CompareResult, union: Option<TargetUnion>) -> Compare {
+        Compare { result: result as i32, target: target as i32, key: "k".into(), target_union: union, range_end: Default::default() }
+    }
+
+    #[test]
+    fn integer_targets_compare_numerically() {
+        let k = kv(3, 2, 5, "v", 0);
+        assert!(compare_kv(&cmp(CompareTarget::Version, CompareResult::Equal, Some(TargetUnion::Version(3))), &k));
+        assert!(compare_kv(&cmp(CompareTarget::Create, CompareResult::Less, Some(TargetUnion::CreateRevision(3))), &k));
+        assert!(compare_kv(&cmp(CompareTarget::Mod, CompareResult::Greater, Some(TargetUnion::ModRevision(4))), &k));
+        assert!(compare_kv(&cmp(CompareTarget::Lease, CompareResult::NotEqual, Some(TargetUnion::Lease(1))), &k));
+    }
+
+    #[test]
+    fn values_compare_bytewise() {
+        let k = kv(1, 1, 1, "b", 0);
+        assert!(compare_kv(&cmp(CompareTarget::Value, CompareResult::Greater, Some(TargetUnion::Value("a".into()))), &k));
+        assert!(compare_kv(&cmp(CompareTarget::Value, CompareResult::Less, Some(TargetUnion::Value("ba".into()))), &k));
+    }
+
+    #[test]
+    fn a_mismatched_target_union_compares_against_zero() {
+        // etcd compareKV: a MOD compare carrying a version union compares mod_revision with 0.
+        let k = kv(1, 1, 7, "v", 0);
+        assert!(compare_kv(&cmp(CompareTarget::Mod, CompareResult::Greater, Some(TargetUnion::Version(100))), &k));
+    }
+
+    #[test]
+    fn the_zero_key_value_makes_create_if_absent_work() {
+        assert!(compare_kv(
+            &cmp(CompareTarget::Mod, CompareResult::Equal, Some(TargetUnion::ModRevision(0))),
+            &KeyValue::default()
+        ));
+    }
+
+    #[test]
+    fn read_only_detection_covers_nested_txns() {
+        let range = RequestOp { request: Some(request_op::Request::RequestRange(RangeRequest::default())) };
+        let put = RequestOp { request: Some(request_op::Request::RequestPut(PutRequest::default())) };
+        let nested = |op: RequestOp| RequestOp {
+            request: Some(request_op::Request::RequestTxn(TxnRequest { success: vec![op], ..Default::default() })),
+        };
+        assert!(is_txn_read_only(&TxnRequest { success: vec![nested(range.clone())], ..Default::default() }));
+        assert!(!is_txn_read_only(&TxnRequest { failure: vec![nested(put)], ..Default::default() }));
+        assert!(!is_txn_serializable(&TxnRequest { success: vec![range], ..Default::default() }));
+    }
+}

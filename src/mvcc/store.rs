@@ -377,3 +377,7 @@ impl WriteTxn<'_> {
 
 /// The stored versions a compaction dropped.
 pub type Dropped = Vec<IndexEntry>;
+
+#[cfg(test)]
+#[path = "store_test.rs"]
+mod tests;
