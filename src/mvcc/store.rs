@@ -21,6 +21,10 @@ use crate::proto::mvccpb::KeyValue;
 use crate::storage::{Storage, schema};
 use crate::types::{LeaseId, Revision};
 
+/// The compaction revision of a store never compacted (etcd initialises `compactMainRev` to -1,
+/// so `Compact(0)` and `Compact(1)` succeed on a fresh store).
+pub const NEVER_COMPACTED: Revision = Revision(-1);
+
 /// What a read asks for.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RangeOptions {
@@ -84,7 +88,7 @@ impl Store {
             index.insert(kv.key, rev, tombstone);
             newest = newest.max(rev.main);
         }
-        let compacted = Revision(storage.meta_i64(schema::META_COMPACT_REVISION)?.unwrap_or(0));
+        let compacted = Revision(storage.meta_i64(schema::META_COMPACT_REVISION)?.unwrap_or(NEVER_COMPACTED.0));
         let recorded = storage.meta_i64(schema::META_REVISION)?.unwrap_or(0);
         let current = Revision(newest.max(recorded).max(compacted.0).max(Revision::INITIAL.0));
         let compactor = Compactor::start(storage.clone())?;
@@ -101,7 +105,7 @@ impl Store {
         self.read_state().current
     }
 
-    /// The revision of the last compaction (0 when never compacted).
+    /// The revision of the last compaction ([`NEVER_COMPACTED`] when never compacted).
     pub fn compact_revision(&self) -> Revision {
         self.read_state().compacted
     }

@@ -101,3 +101,118 @@ fn reopening_rebuilds_the_index_and_revision() {
     assert_eq!(get(&s, "b", 0), None);
     assert_eq!(get(&s, "b", 3).unwrap().value, "1");
 }
+
+#[test]
+fn compacting_a_fresh_store_at_zero_or_one_succeeds() {
+    // etcd: compactMainRev starts at -1 (kvstore.go), so rev 0 and 1 are not "already compacted".
+    let (_d, s) = open();
+    let mut t = s.write();
+    t.compact(Revision(1)).unwrap();
+    t.commit(|_| {}).unwrap();
+    assert_eq!(s.compact_revision(), Revision(1));
+    assert!(s.range(&KeyRange::Single(b"a".to_vec()), RangeOptions { revision: 1, ..Default::default() }).is_ok());
+}
+
+mod model {
+    //! The store against a naive model that keeps a full copy of the key space per revision.
+
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Put(u8, u8),
+        Delete(u8, u8),
+        Compact(u8),
+        Range(u8, u8, u8),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0u8..6, any::<u8>()).prop_map(|(k, v)| Op::Put(k, v)),
+            1 => (0u8..6, 0u8..7).prop_map(|(a, b)| Op::Delete(a, b)),
+            1 => any::<u8>().prop_map(Op::Compact),
+            3 => (0u8..6, 0u8..7, any::<u8>()).prop_map(|(a, b, r)| Op::Range(a, b, r)),
+        ]
+    }
+
+    fn key(k: u8) -> Vec<u8> {
+        vec![b'k', k]
+    }
+
+    fn range_of(a: u8, b: u8) -> KeyRange {
+        if b <= a { KeyRange::Single(key(a)) } else { KeyRange::Between(key(a), key(b)) }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+        #[test]
+        fn store_matches_a_per_revision_model(ops in proptest::collection::vec(op(), 1..60)) {
+            let (_d, s) = open();
+            // history[r] = live key space at revision r.
+            let mut history: Vec<BTreeMap<Vec<u8>, KeyValue>> = vec![BTreeMap::new(), BTreeMap::new()];
+            let mut compacted = -1i64;
+            for op in ops {
+                let current = (history.len() - 1) as i64;
+                match op {
+                    Op::Put(k, v) => {
+                        let mut next = history[current as usize].clone();
+                        let rev = current + 1;
+                        let (create, version) = next.get(&key(k)).map_or((rev, 1), |p| (p.create_revision, p.version + 1));
+                        next.insert(key(k), KeyValue { key: key(k).into(), value: vec![v].into(), create_revision: create, mod_revision: rev, version, lease: 0 });
+                        history.push(next);
+                        let mut t = s.write();
+                        t.put(key(k).into(), vec![v].into(), LeaseId::NONE).unwrap();
+                        prop_assert_eq!(t.commit(|_| {}).unwrap().revision, Revision(rev));
+                    }
+                    Op::Delete(a, b) => {
+                        let range = range_of(a, b);
+                        let mut next = history[current as usize].clone();
+                        let before = next.len();
+                        next.retain(|k, _| !range.contains(k));
+                        let deleted = (before - next.len()) as i64;
+                        let mut t = s.write();
+                        let (n, _) = t.delete_range(&range).unwrap();
+                        t.commit(|_| {}).unwrap();
+                        prop_assert_eq!(n, deleted);
+                        if deleted > 0 { history.push(next); }
+                    }
+                    Op::Compact(r) => {
+                        let at = i64::from(r) % (current + 2);
+                        let mut t = s.write();
+                        let res = t.compact(Revision(at));
+                        if at <= compacted {
+                            prop_assert_eq!(res, Err(Error::Compacted));
+                        } else if at > current {
+                            prop_assert_eq!(res, Err(Error::FutureRevision));
+                        } else {
+                            prop_assert_eq!(res, Ok(()));
+                            t.commit(|_| {}).unwrap();
+                            compacted = at;
+                        }
+                    }
+                    Op::Range(a, b, r) => {
+                        let at = i64::from(r) % (current + 2);
+                        let range = range_of(a, b);
+                        let got = s.range(&range, RangeOptions { revision: at, ..Default::default() });
+                        let read_at = if at <= 0 { current } else { at };
+                        if at > current {
+                            prop_assert_eq!(got.map(|r| r.count), Err(Error::FutureRevision));
+                        } else if read_at < compacted {
+                            prop_assert_eq!(got.map(|r| r.count), Err(Error::Compacted));
+                        } else {
+                            let want: Vec<KeyValue> = history[read_at as usize].iter().filter(|(k, _)| range.contains(k)).map(|(_, v)| v.clone()).collect();
+                            let got = got.unwrap();
+                            prop_assert_eq!(got.count, want.len() as i64);
+                            prop_assert_eq!(got.kvs, want);
+                            prop_assert_eq!(got.revision, Revision(current));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
