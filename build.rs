@@ -2,7 +2,12 @@
 //! protobuf compiler, so building needs no system `protoc`.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/kv.proto", "proto/auth.proto", "proto/rpc.proto", "proto/mainstay.proto"];
+    let files = [
+        "proto/kv.proto",
+        "proto/auth.proto",
+        "proto/rpc.proto",
+        "proto/mainstay.proto",
+    ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");
     }

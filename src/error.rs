@@ -21,7 +21,9 @@ pub enum StorageError {
         expected: u32,
     },
     /// The data directory holds etcd's own layout (`member/wal`, `member/snap`).
-    #[error("{0} holds an etcd data directory (member/wal, member/snap); Mainstay keeps its data in <data-dir>/mainstay and does not read etcd's format in place")]
+    #[error(
+        "{0} holds an etcd data directory (member/wal, member/snap); Mainstay keeps its data in <data-dir>/mainstay and does not read etcd's format in place"
+    )]
     ForeignDataDir(PathBuf),
     /// Stored bytes do not decode.
     #[error("corrupt data: {0}")]

@@ -27,17 +27,33 @@ async fn health(ctx: Ctx) -> impl IntoResponse {
         Some("RAFT NO LEADER".to_string())
     } else {
         match ctx.raft.read_barrier().await.and_then(|()| {
-            ctx.store.range(&KeyRange::new(b"health", b""), RangeOptions { limit: 1, ..RangeOptions::default() })
+            ctx.store.range(
+                &KeyRange::new(b"health", b""),
+                RangeOptions {
+                    limit: 1,
+                    ..RangeOptions::default()
+                },
+            )
         }) {
             Ok(_) => None,
-            Err(e) => Some(format!("RANGE ERROR:{}", crate::api::status::code_and_message(&e).1)),
+            Err(e) => Some(format!(
+                "RANGE ERROR:{}",
+                crate::api::status::code_and_message(&e).1
+            )),
         }
     };
     let (status, body) = match reason {
         None => (StatusCode::OK, r#"{"health":"true","reason":""}"#.to_string()),
-        Some(r) => (StatusCode::SERVICE_UNAVAILABLE, serde_json::json!({"health": "false", "reason": r}).to_string() + "\n"),
+        Some(r) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"health": "false", "reason": r}).to_string() + "\n",
+        ),
     };
-    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body)
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
 }
 
 async fn version() -> impl IntoResponse {

@@ -12,9 +12,17 @@ fn main() {
             std::process::exit(code);
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{},openraft=warn,fjall=warn,lsm_tree=warn", config.log_level)));
-    tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!(
+            "{},openraft=warn,fjall=warn,lsm_tree=warn",
+            config.log_level
+        ))
+    });
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }

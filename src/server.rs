@@ -46,7 +46,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     for flag in &config.not_yet_effective {
         tracing::warn!(flag = %flag, "flag is accepted but not yet effective in mainstay");
     }
-    let storage = Storage::open(&config.data_dir).with_context(|| format!("opening {}", config.data_dir.display()))?;
+    let storage =
+        Storage::open(&config.data_dir).with_context(|| format!("opening {}", config.data_dir.display()))?;
     let (member, cluster) = identity(&config, &storage)?;
     tracing::info!(member_id = %member, cluster_id = %cluster, data_dir = %config.data_dir.display(), "starting member");
     let store = Store::open(storage.clone())?;
@@ -54,7 +55,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let client_urls: Vec<String> = config.advertise_client_urls.iter().map(url_string).collect();
     let node = MemberNode {
         name: config.name.clone(),
-        peer_urls: config.initial_advertise_peer_urls.iter().map(url_string).collect(),
+        peer_urls: config
+            .initial_advertise_peer_urls
+            .iter()
+            .map(url_string)
+            .collect(),
         client_urls: client_urls.clone(),
     };
     let settings = RaftSettings {
@@ -98,14 +103,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 /// This member's and its cluster's IDs: read from the data directory, or derived from the
 /// bootstrap flags on first start (etcd `--initial-cluster`, `--initial-cluster-token`).
 fn identity(config: &Config, storage: &Storage) -> anyhow::Result<(MemberId, ClusterId)> {
-    let stored = (storage.meta_i64(schema::META_MEMBER_ID)?, storage.meta_i64(schema::META_CLUSTER_ID)?);
+    let stored = (
+        storage.meta_i64(schema::META_MEMBER_ID)?,
+        storage.meta_i64(schema::META_CLUSTER_ID)?,
+    );
     if let (Some(m), Some(c)) = stored {
         return Ok((MemberId(m as u64), ClusterId(c as u64)));
     }
     let mut names: Vec<&str> = config.initial_cluster.iter().map(|(n, _)| n.as_str()).collect();
     names.dedup();
     if names.len() > 1 {
-        bail!("--initial-cluster names {} members; multi-member clusters are not supported yet", names.len());
+        bail!(
+            "--initial-cluster names {} members; multi-member clusters are not supported yet",
+            names.len()
+        );
     }
     let own: Vec<String> = config
         .initial_cluster
@@ -114,12 +125,19 @@ fn identity(config: &Config, storage: &Storage) -> anyhow::Result<(MemberId, Clu
         .map(|(_, u)| url_string(u))
         .collect();
     if own.is_empty() {
-        bail!("couldn't find local name {:?} in the initial cluster configuration", config.name);
+        bail!(
+            "couldn't find local name {:?} in the initial cluster configuration",
+            config.name
+        );
     }
     let member = member_id(&own, &config.initial_cluster_token, None);
     let cluster = cluster_id(&[member]);
-    storage.meta.insert(schema::META_MEMBER_ID, (member.0 as i64).to_be_bytes())?;
-    storage.meta.insert(schema::META_CLUSTER_ID, (cluster.0 as i64).to_be_bytes())?;
+    storage
+        .meta
+        .insert(schema::META_MEMBER_ID, (member.0 as i64).to_be_bytes())?;
+    storage
+        .meta
+        .insert(schema::META_CLUSTER_ID, (cluster.0 as i64).to_be_bytes())?;
     storage.sync()?;
     Ok((member, cluster))
 }
@@ -127,9 +145,13 @@ fn identity(config: &Config, storage: &Storage) -> anyhow::Result<(MemberId, Clu
 async fn router(ctx: Ctx, config: &Config) -> axum::Router {
     let max_recv = usize::try_from(config.max_request_bytes + GRPC_OVERHEAD_BYTES).unwrap_or(usize::MAX);
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
+    health_reporter
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
     let routes = tonic::service::Routes::new(
-        KvServer::new(KvService::new(ctx.clone())).max_decoding_message_size(max_recv).max_encoding_message_size(usize::MAX),
+        KvServer::new(KvService::new(ctx.clone()))
+            .max_decoding_message_size(max_recv)
+            .max_encoding_message_size(usize::MAX),
     )
     .add_service(WatchServer::new(WatchService).max_decoding_message_size(max_recv))
     .add_service(LeaseServer::new(LeaseService).max_decoding_message_size(max_recv))
@@ -150,13 +172,23 @@ async fn bind(url: &url::Url) -> anyhow::Result<TcpListener> {
         "https" => bail!("{url}: TLS client listeners are not supported yet"),
         other => bail!("{url}: listen URL scheme {other:?} is not supported yet"),
     }
-    let host = url.host_str().unwrap_or("localhost").trim_start_matches('[').trim_end_matches(']');
+    let host = url
+        .host_str()
+        .unwrap_or("localhost")
+        .trim_start_matches('[')
+        .trim_end_matches(']');
     let port = url.port().unwrap_or(2379);
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await?.collect();
     // Go resolves "localhost" to 127.0.0.1 first; prefer IPv4 as etcd does.
-    let addr = addrs.iter().find(|a| a.is_ipv4()).or_else(|| addrs.first()).copied();
+    let addr = addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| addrs.first())
+        .copied();
     let addr = addr.with_context(|| format!("{url}: host does not resolve"))?;
-    TcpListener::bind(addr).await.with_context(|| format!("listen tcp {addr}"))
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("listen tcp {addr}"))
 }
 
 async fn serve(listener: TcpListener, router: axum::Router) {
@@ -173,8 +205,13 @@ async fn serve(listener: TcpListener, router: axum::Router) {
         let service = TowerToHyperService::new(router.clone());
         tokio::spawn(async move {
             let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder.http2().max_concurrent_streams(GRPC_CONCURRENT_STREAMS_MAX);
-            if let Err(e) = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).await {
+            builder
+                .http2()
+                .max_concurrent_streams(GRPC_CONCURRENT_STREAMS_MAX);
+            if let Err(e) = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .await
+            {
                 tracing::debug!(peer = %peer, error = %e, "client connection ended with an error");
             }
         });

@@ -8,7 +8,8 @@ use crate::error::Error;
 use crate::proto::etcdserverpb::cluster_server::Cluster;
 use crate::proto::etcdserverpb::{
     Member, MemberAddRequest, MemberAddResponse, MemberListRequest, MemberListResponse, MemberPromoteRequest,
-    MemberPromoteResponse, MemberRemoveRequest, MemberRemoveResponse, MemberUpdateRequest, MemberUpdateResponse,
+    MemberPromoteResponse, MemberRemoveRequest, MemberRemoveResponse, MemberUpdateRequest,
+    MemberUpdateResponse,
 };
 
 /// The Cluster service.
@@ -29,16 +30,25 @@ impl Cluster for ClusterService {
         Err(Error::Unimplemented("Cluster.MemberAdd").into())
     }
 
-    async fn member_remove(&self, _r: Request<MemberRemoveRequest>) -> Result<Response<MemberRemoveResponse>, Status> {
+    async fn member_remove(
+        &self,
+        _r: Request<MemberRemoveRequest>,
+    ) -> Result<Response<MemberRemoveResponse>, Status> {
         Err(Error::Unimplemented("Cluster.MemberRemove").into())
     }
 
-    async fn member_update(&self, _r: Request<MemberUpdateRequest>) -> Result<Response<MemberUpdateResponse>, Status> {
+    async fn member_update(
+        &self,
+        _r: Request<MemberUpdateRequest>,
+    ) -> Result<Response<MemberUpdateResponse>, Status> {
         Err(Error::Unimplemented("Cluster.MemberUpdate").into())
     }
 
     /// etcd `ClusterServer.MemberList`; `linearizable` needs no barrier with one member.
-    async fn member_list(&self, _r: Request<MemberListRequest>) -> Result<Response<MemberListResponse>, Status> {
+    async fn member_list(
+        &self,
+        _r: Request<MemberListRequest>,
+    ) -> Result<Response<MemberListResponse>, Status> {
         let ctx = &self.ctx;
         let members = ctx
             .raft
@@ -52,7 +62,10 @@ impl Cluster for ClusterService {
                 is_learner: !voter,
             })
             .collect();
-        Ok(Response::new(MemberListResponse { header: ctx.header(ctx.store.current_revision()), members }))
+        Ok(Response::new(MemberListResponse {
+            header: ctx.header(ctx.store.current_revision()),
+            members,
+        }))
     }
 
     async fn member_promote(

@@ -32,11 +32,18 @@ impl KvService {
             return Err(Error::RequestTooLarge);
         }
         let result = self.ctx.raft.propose(command).await?;
-        result.0.response.ok_or_else(|| Error::Internal("apply returned no response".into()))
+        result
+            .0
+            .response
+            .ok_or_else(|| Error::Internal("apply returned no response".into()))
     }
 
     async fn barrier(&self, serializable: bool) -> Result<(), Error> {
-        if serializable { Ok(()) } else { self.ctx.raft.read_barrier().await }
+        if serializable {
+            Ok(())
+        } else {
+            self.ctx.raft.read_barrier().await
+        }
     }
 }
 
@@ -103,7 +110,10 @@ impl Kv for KvService {
         }
     }
 
-    async fn compact(&self, request: Request<CompactionRequest>) -> Result<Response<CompactionResponse>, Status> {
+    async fn compact(
+        &self,
+        request: Request<CompactionRequest>,
+    ) -> Result<Response<CompactionResponse>, Status> {
         let c = request.into_inner();
         let physical = c.physical;
         let at = Revision(c.revision);

@@ -62,7 +62,11 @@ impl Maintenance for MaintenanceService {
             raft_index,
             raft_term: ctx.raft.term(),
             raft_applied_index: applied,
-            errors: if leader == 0 { vec!["etcdserver: no leader".to_string()] } else { Vec::new() },
+            errors: if leader == 0 {
+                vec!["etcdserver: no leader".to_string()]
+            } else {
+                Vec::new()
+            },
             db_size_in_use: db_size,
             is_learner: false,
             storage_version: String::new(),
@@ -72,7 +76,10 @@ impl Maintenance for MaintenanceService {
         Ok(Response::new(resp))
     }
 
-    async fn defragment(&self, _r: Request<DefragmentRequest>) -> Result<Response<DefragmentResponse>, Status> {
+    async fn defragment(
+        &self,
+        _r: Request<DefragmentRequest>,
+    ) -> Result<Response<DefragmentResponse>, Status> {
         Err(Error::Unimplemented("Maintenance.Defragment").into())
     }
 
@@ -88,7 +95,10 @@ impl Maintenance for MaintenanceService {
         Err(Error::Unimplemented("Maintenance.Snapshot").into())
     }
 
-    async fn move_leader(&self, _r: Request<MoveLeaderRequest>) -> Result<Response<MoveLeaderResponse>, Status> {
+    async fn move_leader(
+        &self,
+        _r: Request<MoveLeaderRequest>,
+    ) -> Result<Response<MoveLeaderResponse>, Status> {
         Err(Error::Unimplemented("Maintenance.MoveLeader").into())
     }
 

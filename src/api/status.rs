@@ -13,12 +13,27 @@ pub fn code_and_message(e: &Error) -> (Code, String) {
         Error::KeyNotFound => (Code::InvalidArgument, "etcdserver: key not found"),
         Error::ValueProvided => (Code::InvalidArgument, "etcdserver: value is provided"),
         Error::LeaseProvided => (Code::InvalidArgument, "etcdserver: lease is provided"),
-        Error::TooManyOps => (Code::InvalidArgument, "etcdserver: too many operations in txn request"),
-        Error::DuplicateKey => (Code::InvalidArgument, "etcdserver: duplicate key given in txn request"),
+        Error::TooManyOps => (
+            Code::InvalidArgument,
+            "etcdserver: too many operations in txn request",
+        ),
+        Error::DuplicateKey => (
+            Code::InvalidArgument,
+            "etcdserver: duplicate key given in txn request",
+        ),
         Error::InvalidSortOption => (Code::InvalidArgument, "etcdserver: invalid sort option"),
-        Error::Compacted => (Code::OutOfRange, "etcdserver: mvcc: required revision has been compacted"),
-        Error::FutureRevision => (Code::OutOfRange, "etcdserver: mvcc: required revision is a future revision"),
-        Error::NoSpace => (Code::ResourceExhausted, "etcdserver: mvcc: database space exceeded"),
+        Error::Compacted => (
+            Code::OutOfRange,
+            "etcdserver: mvcc: required revision has been compacted",
+        ),
+        Error::FutureRevision => (
+            Code::OutOfRange,
+            "etcdserver: mvcc: required revision is a future revision",
+        ),
+        Error::NoSpace => (
+            Code::ResourceExhausted,
+            "etcdserver: mvcc: database space exceeded",
+        ),
         Error::LeaseNotFound => (Code::NotFound, "etcdserver: requested lease not found"),
         Error::LeaseExists => (Code::FailedPrecondition, "etcdserver: lease already exists"),
         Error::LeaseTtlTooLarge => (Code::OutOfRange, "etcdserver: too large lease TTL"),
@@ -33,9 +48,17 @@ pub fn code_and_message(e: &Error) -> (Code, String) {
         Error::Stopped => (Code::Unavailable, "etcdserver: server stopped"),
         Error::Timeout => (Code::Unavailable, "etcdserver: request timed out"),
         Error::Corrupt => (Code::DataLoss, "etcdserver: corrupt cluster"),
-        Error::NotSupportedForLearner => (Code::FailedPrecondition, "etcdserver: rpc not supported for learner"),
+        Error::NotSupportedForLearner => (
+            Code::FailedPrecondition,
+            "etcdserver: rpc not supported for learner",
+        ),
         Error::Canceled => (Code::Cancelled, "etcdserver: request canceled"),
-        Error::Unimplemented(rpc) => return (Code::Unimplemented, format!("mainstay: {rpc} is not implemented yet")),
+        Error::Unimplemented(rpc) => {
+            return (
+                Code::Unimplemented,
+                format!("mainstay: {rpc} is not implemented yet"),
+            );
+        }
         Error::Internal(text) => return (Code::Unknown, text.clone()),
     };
     (code, text.to_string())
@@ -59,31 +82,115 @@ mod tests {
 
     // Golden table: etcd v3.6.14 api/v3rpc/rpctypes/error.go (ErrGRPC* values).
     const GOLDEN: &[(Error, Code, &str)] = &[
-        (Error::KeyNotProvided, Code::InvalidArgument, "etcdserver: key is not provided"),
-        (Error::KeyNotFound, Code::InvalidArgument, "etcdserver: key not found"),
-        (Error::ValueProvided, Code::InvalidArgument, "etcdserver: value is provided"),
-        (Error::LeaseProvided, Code::InvalidArgument, "etcdserver: lease is provided"),
-        (Error::TooManyOps, Code::InvalidArgument, "etcdserver: too many operations in txn request"),
-        (Error::DuplicateKey, Code::InvalidArgument, "etcdserver: duplicate key given in txn request"),
-        (Error::InvalidSortOption, Code::InvalidArgument, "etcdserver: invalid sort option"),
-        (Error::Compacted, Code::OutOfRange, "etcdserver: mvcc: required revision has been compacted"),
-        (Error::FutureRevision, Code::OutOfRange, "etcdserver: mvcc: required revision is a future revision"),
-        (Error::NoSpace, Code::ResourceExhausted, "etcdserver: mvcc: database space exceeded"),
-        (Error::LeaseNotFound, Code::NotFound, "etcdserver: requested lease not found"),
-        (Error::LeaseExists, Code::FailedPrecondition, "etcdserver: lease already exists"),
-        (Error::LeaseTtlTooLarge, Code::OutOfRange, "etcdserver: too large lease TTL"),
-        (Error::MemberExists, Code::FailedPrecondition, "etcdserver: member ID already exist"),
-        (Error::PeerUrlExists, Code::FailedPrecondition, "etcdserver: Peer URLs already exists"),
-        (Error::MemberNotFound, Code::NotFound, "etcdserver: member not found"),
-        (Error::RequestTooLarge, Code::InvalidArgument, "etcdserver: request is too large"),
-        (Error::TooManyRequests, Code::ResourceExhausted, "etcdserver: too many requests"),
+        (
+            Error::KeyNotProvided,
+            Code::InvalidArgument,
+            "etcdserver: key is not provided",
+        ),
+        (
+            Error::KeyNotFound,
+            Code::InvalidArgument,
+            "etcdserver: key not found",
+        ),
+        (
+            Error::ValueProvided,
+            Code::InvalidArgument,
+            "etcdserver: value is provided",
+        ),
+        (
+            Error::LeaseProvided,
+            Code::InvalidArgument,
+            "etcdserver: lease is provided",
+        ),
+        (
+            Error::TooManyOps,
+            Code::InvalidArgument,
+            "etcdserver: too many operations in txn request",
+        ),
+        (
+            Error::DuplicateKey,
+            Code::InvalidArgument,
+            "etcdserver: duplicate key given in txn request",
+        ),
+        (
+            Error::InvalidSortOption,
+            Code::InvalidArgument,
+            "etcdserver: invalid sort option",
+        ),
+        (
+            Error::Compacted,
+            Code::OutOfRange,
+            "etcdserver: mvcc: required revision has been compacted",
+        ),
+        (
+            Error::FutureRevision,
+            Code::OutOfRange,
+            "etcdserver: mvcc: required revision is a future revision",
+        ),
+        (
+            Error::NoSpace,
+            Code::ResourceExhausted,
+            "etcdserver: mvcc: database space exceeded",
+        ),
+        (
+            Error::LeaseNotFound,
+            Code::NotFound,
+            "etcdserver: requested lease not found",
+        ),
+        (
+            Error::LeaseExists,
+            Code::FailedPrecondition,
+            "etcdserver: lease already exists",
+        ),
+        (
+            Error::LeaseTtlTooLarge,
+            Code::OutOfRange,
+            "etcdserver: too large lease TTL",
+        ),
+        (
+            Error::MemberExists,
+            Code::FailedPrecondition,
+            "etcdserver: member ID already exist",
+        ),
+        (
+            Error::PeerUrlExists,
+            Code::FailedPrecondition,
+            "etcdserver: Peer URLs already exists",
+        ),
+        (
+            Error::MemberNotFound,
+            Code::NotFound,
+            "etcdserver: member not found",
+        ),
+        (
+            Error::RequestTooLarge,
+            Code::InvalidArgument,
+            "etcdserver: request is too large",
+        ),
+        (
+            Error::TooManyRequests,
+            Code::ResourceExhausted,
+            "etcdserver: too many requests",
+        ),
         (Error::NoLeader, Code::Unavailable, "etcdserver: no leader"),
-        (Error::NotLeader, Code::FailedPrecondition, "etcdserver: not leader"),
-        (Error::LeaderChanged, Code::Unavailable, "etcdserver: leader changed"),
+        (
+            Error::NotLeader,
+            Code::FailedPrecondition,
+            "etcdserver: not leader",
+        ),
+        (
+            Error::LeaderChanged,
+            Code::Unavailable,
+            "etcdserver: leader changed",
+        ),
         (Error::Stopped, Code::Unavailable, "etcdserver: server stopped"),
         (Error::Timeout, Code::Unavailable, "etcdserver: request timed out"),
         (Error::Corrupt, Code::DataLoss, "etcdserver: corrupt cluster"),
-        (Error::NotSupportedForLearner, Code::FailedPrecondition, "etcdserver: rpc not supported for learner"),
+        (
+            Error::NotSupportedForLearner,
+            Code::FailedPrecondition,
+            "etcdserver: rpc not supported for learner",
+        ),
         (Error::Canceled, Code::Cancelled, "etcdserver: request canceled"),
     ];
 
@@ -98,13 +205,19 @@ mod tests {
 
     #[test]
     fn unimplemented_rpcs_answer_grpc_unimplemented() {
-        assert_eq!(to_status(&Error::Unimplemented("Watch")).code(), Code::Unimplemented);
+        assert_eq!(
+            to_status(&Error::Unimplemented("Watch")).code(),
+            Code::Unimplemented
+        );
     }
 
     #[test]
     fn internal_errors_pass_their_text_as_unknown() {
         // etcd returns unmapped errors as codes.Unknown with the raw text (v3rpc/util.go).
         let s = to_status(&Error::Internal("mvcc: watcher does not exist".into()));
-        assert_eq!((s.code(), s.message()), (Code::Unknown, "mvcc: watcher does not exist"));
+        assert_eq!(
+            (s.code(), s.message()),
+            (Code::Unknown, "mvcc: watcher does not exist")
+        );
     }
 }

@@ -19,7 +19,10 @@ pub struct WatchService;
 impl pb::watch_server::Watch for WatchService {
     type WatchStream = BoxStream<pb::WatchResponse>;
 
-    async fn watch(&self, _r: Request<Streaming<pb::WatchRequest>>) -> Result<Response<Self::WatchStream>, Status> {
+    async fn watch(
+        &self,
+        _r: Request<Streaming<pb::WatchRequest>>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
         Err(Error::Unimplemented("Watch.Watch").into())
     }
 }
@@ -31,19 +34,31 @@ pub struct LeaseService;
 impl pb::lease_server::Lease for LeaseService {
     type LeaseKeepAliveStream = BoxStream<pb::LeaseKeepAliveResponse>;
 
-    async fn lease_grant(&self, _r: Request<pb::LeaseGrantRequest>) -> Result<Response<pb::LeaseGrantResponse>, Status> {
+    async fn lease_grant(
+        &self,
+        _r: Request<pb::LeaseGrantRequest>,
+    ) -> Result<Response<pb::LeaseGrantResponse>, Status> {
         Err(Error::Unimplemented("Lease.LeaseGrant").into())
     }
 
-    async fn lease_revoke(&self, _r: Request<pb::LeaseRevokeRequest>) -> Result<Response<pb::LeaseRevokeResponse>, Status> {
+    async fn lease_revoke(
+        &self,
+        _r: Request<pb::LeaseRevokeRequest>,
+    ) -> Result<Response<pb::LeaseRevokeResponse>, Status> {
         Err(Error::Unimplemented("Lease.LeaseRevoke").into())
     }
 
-    async fn lease_time_to_live(&self, _r: Request<pb::LeaseTimeToLiveRequest>) -> Result<Response<pb::LeaseTimeToLiveResponse>, Status> {
+    async fn lease_time_to_live(
+        &self,
+        _r: Request<pb::LeaseTimeToLiveRequest>,
+    ) -> Result<Response<pb::LeaseTimeToLiveResponse>, Status> {
         Err(Error::Unimplemented("Lease.LeaseTimeToLive").into())
     }
 
-    async fn lease_leases(&self, _r: Request<pb::LeaseLeasesRequest>) -> Result<Response<pb::LeaseLeasesResponse>, Status> {
+    async fn lease_leases(
+        &self,
+        _r: Request<pb::LeaseLeasesRequest>,
+    ) -> Result<Response<pb::LeaseLeasesResponse>, Status> {
         Err(Error::Unimplemented("Lease.LeaseLeases").into())
     }
 
@@ -60,71 +75,122 @@ pub struct AuthService;
 
 #[tonic::async_trait]
 impl pb::auth_server::Auth for AuthService {
-    async fn auth_enable(&self, _r: Request<pb::AuthEnableRequest>) -> Result<Response<pb::AuthEnableResponse>, Status> {
+    async fn auth_enable(
+        &self,
+        _r: Request<pb::AuthEnableRequest>,
+    ) -> Result<Response<pb::AuthEnableResponse>, Status> {
         Err(Error::Unimplemented("Auth.AuthEnable").into())
     }
 
-    async fn auth_disable(&self, _r: Request<pb::AuthDisableRequest>) -> Result<Response<pb::AuthDisableResponse>, Status> {
+    async fn auth_disable(
+        &self,
+        _r: Request<pb::AuthDisableRequest>,
+    ) -> Result<Response<pb::AuthDisableResponse>, Status> {
         Err(Error::Unimplemented("Auth.AuthDisable").into())
     }
 
-    async fn auth_status(&self, _r: Request<pb::AuthStatusRequest>) -> Result<Response<pb::AuthStatusResponse>, Status> {
+    async fn auth_status(
+        &self,
+        _r: Request<pb::AuthStatusRequest>,
+    ) -> Result<Response<pb::AuthStatusResponse>, Status> {
         Err(Error::Unimplemented("Auth.AuthStatus").into())
     }
 
-    async fn authenticate(&self, _r: Request<pb::AuthenticateRequest>) -> Result<Response<pb::AuthenticateResponse>, Status> {
+    async fn authenticate(
+        &self,
+        _r: Request<pb::AuthenticateRequest>,
+    ) -> Result<Response<pb::AuthenticateResponse>, Status> {
         Err(Error::Unimplemented("Auth.Authenticate").into())
     }
 
-    async fn user_add(&self, _r: Request<pb::AuthUserAddRequest>) -> Result<Response<pb::AuthUserAddResponse>, Status> {
+    async fn user_add(
+        &self,
+        _r: Request<pb::AuthUserAddRequest>,
+    ) -> Result<Response<pb::AuthUserAddResponse>, Status> {
         Err(Error::Unimplemented("Auth.UserAdd").into())
     }
 
-    async fn user_get(&self, _r: Request<pb::AuthUserGetRequest>) -> Result<Response<pb::AuthUserGetResponse>, Status> {
+    async fn user_get(
+        &self,
+        _r: Request<pb::AuthUserGetRequest>,
+    ) -> Result<Response<pb::AuthUserGetResponse>, Status> {
         Err(Error::Unimplemented("Auth.UserGet").into())
     }
 
-    async fn user_list(&self, _r: Request<pb::AuthUserListRequest>) -> Result<Response<pb::AuthUserListResponse>, Status> {
+    async fn user_list(
+        &self,
+        _r: Request<pb::AuthUserListRequest>,
+    ) -> Result<Response<pb::AuthUserListResponse>, Status> {
         Err(Error::Unimplemented("Auth.UserList").into())
     }
 
-    async fn user_delete(&self, _r: Request<pb::AuthUserDeleteRequest>) -> Result<Response<pb::AuthUserDeleteResponse>, Status> {
+    async fn user_delete(
+        &self,
+        _r: Request<pb::AuthUserDeleteRequest>,
+    ) -> Result<Response<pb::AuthUserDeleteResponse>, Status> {
         Err(Error::Unimplemented("Auth.UserDelete").into())
     }
 
-    async fn user_change_password(&self, _r: Request<pb::AuthUserChangePasswordRequest>) -> Result<Response<pb::AuthUserChangePasswordResponse>, Status> {
+    async fn user_change_password(
+        &self,
+        _r: Request<pb::AuthUserChangePasswordRequest>,
+    ) -> Result<Response<pb::AuthUserChangePasswordResponse>, Status> {
         Err(Error::Unimplemented("Auth.UserChangePassword").into())
     }
 
-    async fn user_grant_role(&self, _r: Request<pb::AuthUserGrantRoleRequest>) -> Result<Response<pb::AuthUserGrantRoleResponse>, Status> {
+    async fn user_grant_role(
+        &self,
+        _r: Request<pb::AuthUserGrantRoleRequest>,
+    ) -> Result<Response<pb::AuthUserGrantRoleResponse>, Status> {
         Err(Error::Unimplemented("Auth.UserGrantRole").into())
     }
 
-    async fn user_revoke_role(&self, _r: Request<pb::AuthUserRevokeRoleRequest>) -> Result<Response<pb::AuthUserRevokeRoleResponse>, Status> {
+    async fn user_revoke_role(
+        &self,
+        _r: Request<pb::AuthUserRevokeRoleRequest>,
+    ) -> Result<Response<pb::AuthUserRevokeRoleResponse>, Status> {
         Err(Error::Unimplemented("Auth.UserRevokeRole").into())
     }
 
-    async fn role_add(&self, _r: Request<pb::AuthRoleAddRequest>) -> Result<Response<pb::AuthRoleAddResponse>, Status> {
+    async fn role_add(
+        &self,
+        _r: Request<pb::AuthRoleAddRequest>,
+    ) -> Result<Response<pb::AuthRoleAddResponse>, Status> {
         Err(Error::Unimplemented("Auth.RoleAdd").into())
     }
 
-    async fn role_get(&self, _r: Request<pb::AuthRoleGetRequest>) -> Result<Response<pb::AuthRoleGetResponse>, Status> {
+    async fn role_get(
+        &self,
+        _r: Request<pb::AuthRoleGetRequest>,
+    ) -> Result<Response<pb::AuthRoleGetResponse>, Status> {
         Err(Error::Unimplemented("Auth.RoleGet").into())
     }
 
-    async fn role_list(&self, _r: Request<pb::AuthRoleListRequest>) -> Result<Response<pb::AuthRoleListResponse>, Status> {
+    async fn role_list(
+        &self,
+        _r: Request<pb::AuthRoleListRequest>,
+    ) -> Result<Response<pb::AuthRoleListResponse>, Status> {
         Err(Error::Unimplemented("Auth.RoleList").into())
     }
 
-    async fn role_delete(&self, _r: Request<pb::AuthRoleDeleteRequest>) -> Result<Response<pb::AuthRoleDeleteResponse>, Status> {
+    async fn role_delete(
+        &self,
+        _r: Request<pb::AuthRoleDeleteRequest>,
+    ) -> Result<Response<pb::AuthRoleDeleteResponse>, Status> {
         Err(Error::Unimplemented("Auth.RoleDelete").into())
     }
 
-    async fn role_grant_permission(&self, _r: Request<pb::AuthRoleGrantPermissionRequest>) -> Result<Response<pb::AuthRoleGrantPermissionResponse>, Status> {
+    async fn role_grant_permission(
+        &self,
+        _r: Request<pb::AuthRoleGrantPermissionRequest>,
+    ) -> Result<Response<pb::AuthRoleGrantPermissionResponse>, Status> {
         Err(Error::Unimplemented("Auth.RoleGrantPermission").into())
     }
 
-    async fn role_revoke_permission(&self, _r: Request<pb::AuthRoleRevokePermissionRequest>) -> Result<Response<pb::AuthRoleRevokePermissionResponse>, Status> {
+    async fn role_revoke_permission(
+        &self,
+        _r: Request<pb::AuthRoleRevokePermissionRequest>,
+    ) -> Result<Response<pb::AuthRoleRevokePermissionResponse>, Status> {
         Err(Error::Unimplemented("Auth.RoleRevokePermission").into())
     }
 }

@@ -100,7 +100,9 @@ fn check_intervals(reqs: &[RequestOp]) -> Result<(HashSet<Vec<u8>>, Vec<KeyRange
     let mut puts: HashSet<Vec<u8>> = HashSet::new();
     let deleted = |dels: &[KeyRange], k: &[u8]| dels.iter().any(|r| r.contains(k));
     for op in reqs {
-        let Some(request_op::Request::RequestTxn(nested)) = &op.request else { continue };
+        let Some(request_op::Request::RequestTxn(nested)) = &op.request else {
+            continue;
+        };
         let (puts_then, dels_then) = check_intervals(&nested.success)?;
         let (puts_else, dels_else) = check_intervals(&nested.failure)?;
         for k in &puts_then {
@@ -119,7 +121,9 @@ fn check_intervals(reqs: &[RequestOp]) -> Result<(HashSet<Vec<u8>>, Vec<KeyRange
         dels.extend(dels_else);
     }
     for op in reqs {
-        let Some(request_op::Request::RequestPut(p)) = &op.request else { continue };
+        let Some(request_op::Request::RequestPut(p)) = &op.request else {
+            continue;
+        };
         let k = p.key.to_vec();
         if puts.contains(&k) || deleted(&dels, &k) {
             return Err(Error::DuplicateKey);
@@ -153,11 +157,24 @@ mod tests {
     }
 
     fn txn_op(success: Vec<RequestOp>, failure: Vec<RequestOp>) -> RequestOp {
-        RequestOp { request: Some(request_op::Request::RequestTxn(TxnRequest { compare: vec![], success, failure })) }
+        RequestOp {
+            request: Some(request_op::Request::RequestTxn(TxnRequest {
+                compare: vec![],
+                success,
+                failure,
+            })),
+        }
     }
 
     fn check(success: Vec<RequestOp>) -> Result<(), Error> {
-        txn(&TxnRequest { compare: vec![], success, failure: vec![] }, 128)
+        txn(
+            &TxnRequest {
+                compare: vec![],
+                success,
+                failure: vec![],
+            },
+            128,
+        )
     }
 
     #[test]
@@ -167,8 +184,14 @@ mod tests {
 
     #[test]
     fn put_inside_a_deleted_range_is_a_duplicate() {
-        assert_eq!(check(vec![del_op("a", "c"), put_op("b")]), Err(Error::DuplicateKey));
-        assert_eq!(check(vec![del_op("a", "\0"), put_op("zz")]), Err(Error::DuplicateKey));
+        assert_eq!(
+            check(vec![del_op("a", "c"), put_op("b")]),
+            Err(Error::DuplicateKey)
+        );
+        assert_eq!(
+            check(vec![del_op("a", "\0"), put_op("zz")]),
+            Err(Error::DuplicateKey)
+        );
     }
 
     #[test]
@@ -183,14 +206,37 @@ mod tests {
 
     #[test]
     fn nested_put_clashing_with_outer_put_is_a_duplicate() {
-        assert_eq!(check(vec![txn_op(vec![put_op("a")], vec![]), put_op("a")]), Err(Error::DuplicateKey));
+        assert_eq!(
+            check(vec![txn_op(vec![put_op("a")], vec![]), put_op("a")]),
+            Err(Error::DuplicateKey)
+        );
     }
 
     #[test]
     fn too_many_ops_counts_each_list_separately() {
         let ops: Vec<RequestOp> = (0..3).map(|i| put_op(&format!("k{i}"))).collect();
-        assert_eq!(txn(&TxnRequest { compare: vec![], success: ops.clone(), failure: vec![] }, 2), Err(Error::TooManyOps));
-        assert_eq!(txn(&TxnRequest { compare: vec![], success: ops, failure: vec![] }, 3), Ok(()));
+        assert_eq!(
+            txn(
+                &TxnRequest {
+                    compare: vec![],
+                    success: ops.clone(),
+                    failure: vec![]
+                },
+                2
+            ),
+            Err(Error::TooManyOps)
+        );
+        assert_eq!(
+            txn(
+                &TxnRequest {
+                    compare: vec![],
+                    success: ops,
+                    failure: vec![]
+                },
+                3
+            ),
+            Ok(())
+        );
     }
 
     #[test]
@@ -200,15 +246,29 @@ mod tests {
 
     #[test]
     fn unknown_sort_enum_is_invalid_sort_option() {
-        let r = RangeRequest { key: "a".into(), sort_order: 7, ..Default::default() };
+        let r = RangeRequest {
+            key: "a".into(),
+            sort_order: 7,
+            ..Default::default()
+        };
         assert_eq!(range(&r), Err(Error::InvalidSortOption));
     }
 
     #[test]
     fn ignore_value_with_value_is_rejected() {
-        let p = PutRequest { key: "a".into(), value: "v".into(), ignore_value: true, ..Default::default() };
+        let p = PutRequest {
+            key: "a".into(),
+            value: "v".into(),
+            ignore_value: true,
+            ..Default::default()
+        };
         assert_eq!(put(&p), Err(Error::ValueProvided));
-        let p = PutRequest { key: "a".into(), lease: 5, ignore_lease: true, ..Default::default() };
+        let p = PutRequest {
+            key: "a".into(),
+            lease: 5,
+            ignore_lease: true,
+            ..Default::default()
+        };
         assert_eq!(put(&p), Err(Error::LeaseProvided));
     }
 }

@@ -22,7 +22,10 @@ pub struct Command(pub InternalRequest);
 impl Command {
     /// Wraps one request in the current command format.
     pub fn new(request: internal_request::Request) -> Command {
-        Command(InternalRequest { format: COMMAND_FORMAT, request: Some(request) })
+        Command(InternalRequest {
+            format: COMMAND_FORMAT,
+            request: Some(request),
+        })
     }
 
     /// Encoded size in bytes (what `--max-request-bytes` limits).
@@ -59,7 +62,9 @@ macro_rules! serde_as_protobuf {
         impl<'de> Deserialize<'de> for $ty {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let bytes: Vec<u8> = serde_bytes_compat::deserialize(d)?;
-                $msg::decode(bytes.as_slice()).map($ty).map_err(D::Error::custom)
+                $msg::decode(bytes.as_slice())
+                    .map($ty)
+                    .map_err(D::Error::custom)
             }
         }
     };

@@ -42,7 +42,11 @@ impl Applier {
     ///
     /// # Errors
     /// Storage failures only; they are fatal for the member.
-    pub fn apply(&self, command: &Command, meta: impl FnOnce(&mut OwnedWriteBatch)) -> Result<Response, StorageError> {
+    pub fn apply(
+        &self,
+        command: &Command,
+        meta: impl FnOnce(&mut OwnedWriteBatch),
+    ) -> Result<Response, StorageError> {
         let mut txn = self.store.write();
         let outcome = match (command.0.format, &command.0.request) {
             (COMMAND_FORMAT, Some(request)) => self.dispatch(&mut txn, request)?,
@@ -53,14 +57,23 @@ impl Applier {
             Ok(mut response) => {
                 let committed = txn.commit(meta)?;
                 if let apply_result::Response::Txn(t) = &mut response {
-                    t.header = Some(ResponseHeader { revision: committed.revision.0, ..Default::default() });
+                    t.header = Some(ResponseHeader {
+                        revision: committed.revision.0,
+                        ..Default::default()
+                    });
                 }
-                ApplyResult { error: ApplyErrorCode::ApplyOk as i32, response: Some(response) }
+                ApplyResult {
+                    error: ApplyErrorCode::ApplyOk as i32,
+                    response: Some(response),
+                }
             }
             Err(code) => {
                 drop(txn);
                 self.store.write().commit(meta)?;
-                ApplyResult { error: code as i32, response: None }
+                ApplyResult {
+                    error: code as i32,
+                    response: None,
+                }
             }
         };
         Ok(Response(result))
@@ -87,13 +100,18 @@ impl Applier {
             }
             internal_request::Request::Txn(t) => ops::txn(txn, t, leases).map(apply_result::Response::Txn),
             internal_request::Request::Compaction(c) => txn.compact(Revision(c.revision)).map(|()| {
-                let header = Some(ResponseHeader { revision: txn.begin_revision().0, ..Default::default() });
+                let header = Some(ResponseHeader {
+                    revision: txn.begin_revision().0,
+                    ..Default::default()
+                });
                 apply_result::Response::Compaction(CompactionResponse { header })
             }),
         };
         match result {
             Ok(r) => Ok(Ok(r)),
-            Err(e) => error_code(&e).map(Err).ok_or_else(|| StorageError::Corrupt(format!("apply failed: {e}"))),
+            Err(e) => error_code(&e)
+                .map(Err)
+                .ok_or_else(|| StorageError::Corrupt(format!("apply failed: {e}"))),
         }
     }
 }
@@ -118,9 +136,13 @@ pub fn code_to_error(code: i32) -> Option<Error> {
         ApplyErrorCode::Compacted => Some(Error::Compacted),
         ApplyErrorCode::FutureRevision => Some(Error::FutureRevision),
         ApplyErrorCode::LeaseNotFound => Some(Error::LeaseNotFound),
-        ApplyErrorCode::UnknownCommandFormat => {
-            Some(Error::Internal("command written by a newer Mainstay format".into()))
-        }
+        ApplyErrorCode::UnknownCommandFormat => Some(Error::Internal(
+            "command written by a newer Mainstay format".into(),
+        )),
         ApplyErrorCode::EmptyCommand => Some(Error::Internal("empty or failed command".into())),
     }
 }
+
+#[cfg(test)]
+#[path = "robustness_test.rs"]
+mod robustness_test;

@@ -35,7 +35,10 @@ impl LeaseLookup for NoLeases {
 }
 
 fn header(revision: Revision) -> Option<ResponseHeader> {
-    Some(ResponseHeader { revision: revision.0, ..ResponseHeader::default() })
+    Some(ResponseHeader {
+        revision: revision.0,
+        ..ResponseHeader::default()
+    })
 }
 
 /// Executes a Range (etcd `executeRange`).
@@ -50,8 +53,16 @@ pub fn range(txn: &WriteTxn<'_>, r: &RangeRequest) -> Result<RangeResponse, Erro
         || r.max_create_revision != 0;
     let requested_limit = usize::try_from(r.limit).unwrap_or(0);
     // Fetch one extra key to learn `more`; fetch everything when sorting or filtering.
-    let limit = if filtered || requested_limit == 0 { 0 } else { requested_limit.saturating_add(1) };
-    let opts = RangeOptions { limit, revision: r.revision, count_only: r.count_only };
+    let limit = if filtered || requested_limit == 0 {
+        0
+    } else {
+        requested_limit.saturating_add(1)
+    };
+    let opts = RangeOptions {
+        limit,
+        revision: r.revision,
+        count_only: r.count_only,
+    };
     let mut rr = txn.range(&KeyRange::new(&r.key, &r.range_end), opts)?;
     rr.kvs.retain(|kv| {
         !(r.max_mod_revision != 0 && kv.mod_revision > r.max_mod_revision
@@ -70,7 +81,12 @@ pub fn range(txn: &WriteTxn<'_>, r: &RangeRequest) -> Result<RangeResponse, Erro
             kv.value = bytes::Bytes::new();
         }
     }
-    Ok(RangeResponse { header: header(rr.revision), kvs: rr.kvs, more, count: rr.count })
+    Ok(RangeResponse {
+        header: header(rr.revision),
+        kvs: rr.kvs,
+        more,
+        count: rr.count,
+    })
 }
 
 fn sort(kvs: &mut [KeyValue], order: i32, target: i32) {
@@ -108,16 +124,31 @@ fn sort(kvs: &mut [KeyValue], order: i32, target: i32) {
 /// missing key.
 pub fn put(txn: &mut WriteTxn<'_>, p: &PutRequest, leases: &dyn LeaseLookup) -> Result<PutResponse, Error> {
     check_put(txn, p, leases)?;
-    let prev = if p.ignore_value || p.ignore_lease || p.prev_kv { txn.get(&p.key)? } else { None };
+    let prev = if p.ignore_value || p.ignore_lease || p.prev_kv {
+        txn.get(&p.key)?
+    } else {
+        None
+    };
     let (value, lease) = match &prev {
         Some(prev) => (
-            if p.ignore_value { prev.value.clone() } else { p.value.clone() },
-            if p.ignore_lease { LeaseId(prev.lease) } else { LeaseId(p.lease) },
+            if p.ignore_value {
+                prev.value.clone()
+            } else {
+                p.value.clone()
+            },
+            if p.ignore_lease {
+                LeaseId(prev.lease)
+            } else {
+                LeaseId(p.lease)
+            },
         ),
         None => (p.value.clone(), LeaseId(p.lease)),
     };
     let revision = txn.put(p.key.clone(), value, lease)?;
-    Ok(PutResponse { header: header(revision), prev_kv: if p.prev_kv { prev } else { None } })
+    Ok(PutResponse {
+        header: header(revision),
+        prev_kv: if p.prev_kv { prev } else { None },
+    })
 }
 
 fn check_put(txn: &WriteTxn<'_>, p: &PutRequest, leases: &dyn LeaseLookup) -> Result<(), Error> {
@@ -136,9 +167,17 @@ fn check_put(txn: &WriteTxn<'_>, p: &PutRequest, leases: &dyn LeaseLookup) -> Re
 /// Storage failures only.
 pub fn delete_range(txn: &mut WriteTxn<'_>, d: &DeleteRangeRequest) -> Result<DeleteRangeResponse, Error> {
     let range = KeyRange::new(&d.key, &d.range_end);
-    let prev_kvs = if d.prev_kv { txn.range(&range, RangeOptions::default())?.kvs } else { Vec::new() };
+    let prev_kvs = if d.prev_kv {
+        txn.range(&range, RangeOptions::default())?.kvs
+    } else {
+        Vec::new()
+    };
     let (deleted, revision) = txn.delete_range(&range)?;
-    Ok(DeleteRangeResponse { header: header(revision), deleted, prev_kvs })
+    Ok(DeleteRangeResponse {
+        header: header(revision),
+        deleted,
+        prev_kvs,
+    })
 }
 
 /// Executes a Txn (etcd `Txn`): evaluates every compare of the taken path first, checks the
@@ -278,8 +317,12 @@ fn execute_txn(
     let mut responses = Vec::new();
     for op in branch(rt, succeeded) {
         let response = match &op.request {
-            Some(request_op::Request::RequestRange(r)) => response_op::Response::ResponseRange(range(txn, r)?),
-            Some(request_op::Request::RequestPut(p)) => response_op::Response::ResponsePut(put(txn, p, leases)?),
+            Some(request_op::Request::RequestRange(r)) => {
+                response_op::Response::ResponseRange(range(txn, r)?)
+            }
+            Some(request_op::Request::RequestPut(p)) => {
+                response_op::Response::ResponsePut(put(txn, p, leases)?)
+            }
             Some(request_op::Request::RequestDeleteRange(d)) => {
                 response_op::Response::ResponseDeleteRange(delete_range(txn, d)?)
             }
@@ -290,28 +333,40 @@ fn execute_txn(
             }
             None => return Err(Error::KeyNotFound),
         };
-        responses.push(ResponseOp { response: Some(response) });
+        responses.push(ResponseOp {
+            response: Some(response),
+        });
     }
-    Ok(TxnResponse { header: None, succeeded, responses })
+    Ok(TxnResponse {
+        header: None,
+        succeeded,
+        responses,
+    })
 }
 
 /// Whether a Txn only reads, in every branch at every depth (etcd `IsTxnReadonly`); such a Txn
 /// is served without raft.
 pub fn is_txn_read_only(rt: &TxnRequest) -> bool {
-    rt.success.iter().chain(rt.failure.iter()).all(|op| match &op.request {
-        Some(request_op::Request::RequestRange(_)) => true,
-        Some(request_op::Request::RequestTxn(nested)) => is_txn_read_only(nested),
-        _ => false,
-    })
+    rt.success
+        .iter()
+        .chain(rt.failure.iter())
+        .all(|op| match &op.request {
+            Some(request_op::Request::RequestRange(_)) => true,
+            Some(request_op::Request::RequestTxn(nested)) => is_txn_read_only(nested),
+            _ => false,
+        })
 }
 
 /// Whether a read-only Txn asks only for serializable Ranges (etcd `IsTxnSerializable`).
 pub fn is_txn_serializable(rt: &TxnRequest) -> bool {
-    rt.success.iter().chain(rt.failure.iter()).all(|op| match &op.request {
-        Some(request_op::Request::RequestRange(r)) => r.serializable,
-        Some(request_op::Request::RequestTxn(nested)) => is_txn_serializable(nested),
-        _ => false,
-    })
+    rt.success
+        .iter()
+        .chain(rt.failure.iter())
+        .all(|op| match &op.request {
+            Some(request_op::Request::RequestRange(r)) => r.serializable,
+            Some(request_op::Request::RequestTxn(nested)) => is_txn_serializable(nested),
+            _ => false,
+        })
 }
 
 #[cfg(test)]
@@ -331,49 +386,124 @@ mod tests {
     }
 
     fn cmp(target: CompareTarget, result: CompareResult, union: Option<TargetUnion>) -> Compare {
-        Compare { result: result as i32, target: target as i32, key: "k".into(), target_union: union, range_end: Default::default() }
+        Compare {
+            result: result as i32,
+            target: target as i32,
+            key: "k".into(),
+            target_union: union,
+            range_end: Default::default(),
+        }
     }
 
     #[test]
     fn integer_targets_compare_numerically() {
         let k = kv(3, 2, 5, "v", 0);
-        assert!(compare_kv(&cmp(CompareTarget::Version, CompareResult::Equal, Some(TargetUnion::Version(3))), &k));
-        assert!(compare_kv(&cmp(CompareTarget::Create, CompareResult::Less, Some(TargetUnion::CreateRevision(3))), &k));
-        assert!(compare_kv(&cmp(CompareTarget::Mod, CompareResult::Greater, Some(TargetUnion::ModRevision(4))), &k));
-        assert!(compare_kv(&cmp(CompareTarget::Lease, CompareResult::NotEqual, Some(TargetUnion::Lease(1))), &k));
+        assert!(compare_kv(
+            &cmp(
+                CompareTarget::Version,
+                CompareResult::Equal,
+                Some(TargetUnion::Version(3))
+            ),
+            &k
+        ));
+        assert!(compare_kv(
+            &cmp(
+                CompareTarget::Create,
+                CompareResult::Less,
+                Some(TargetUnion::CreateRevision(3))
+            ),
+            &k
+        ));
+        assert!(compare_kv(
+            &cmp(
+                CompareTarget::Mod,
+                CompareResult::Greater,
+                Some(TargetUnion::ModRevision(4))
+            ),
+            &k
+        ));
+        assert!(compare_kv(
+            &cmp(
+                CompareTarget::Lease,
+                CompareResult::NotEqual,
+                Some(TargetUnion::Lease(1))
+            ),
+            &k
+        ));
     }
 
     #[test]
     fn values_compare_bytewise() {
         let k = kv(1, 1, 1, "b", 0);
-        assert!(compare_kv(&cmp(CompareTarget::Value, CompareResult::Greater, Some(TargetUnion::Value("a".into()))), &k));
-        assert!(compare_kv(&cmp(CompareTarget::Value, CompareResult::Less, Some(TargetUnion::Value("ba".into()))), &k));
+        assert!(compare_kv(
+            &cmp(
+                CompareTarget::Value,
+                CompareResult::Greater,
+                Some(TargetUnion::Value("a".into()))
+            ),
+            &k
+        ));
+        assert!(compare_kv(
+            &cmp(
+                CompareTarget::Value,
+                CompareResult::Less,
+                Some(TargetUnion::Value("ba".into()))
+            ),
+            &k
+        ));
     }
 
     #[test]
     fn a_mismatched_target_union_compares_against_zero() {
         // etcd compareKV: a MOD compare carrying a version union compares mod_revision with 0.
         let k = kv(1, 1, 7, "v", 0);
-        assert!(compare_kv(&cmp(CompareTarget::Mod, CompareResult::Greater, Some(TargetUnion::Version(100))), &k));
+        assert!(compare_kv(
+            &cmp(
+                CompareTarget::Mod,
+                CompareResult::Greater,
+                Some(TargetUnion::Version(100))
+            ),
+            &k
+        ));
     }
 
     #[test]
     fn the_zero_key_value_makes_create_if_absent_work() {
         assert!(compare_kv(
-            &cmp(CompareTarget::Mod, CompareResult::Equal, Some(TargetUnion::ModRevision(0))),
+            &cmp(
+                CompareTarget::Mod,
+                CompareResult::Equal,
+                Some(TargetUnion::ModRevision(0))
+            ),
             &KeyValue::default()
         ));
     }
 
     #[test]
     fn read_only_detection_covers_nested_txns() {
-        let range = RequestOp { request: Some(request_op::Request::RequestRange(RangeRequest::default())) };
-        let put = RequestOp { request: Some(request_op::Request::RequestPut(PutRequest::default())) };
-        let nested = |op: RequestOp| RequestOp {
-            request: Some(request_op::Request::RequestTxn(TxnRequest { success: vec![op], ..Default::default() })),
+        let range = RequestOp {
+            request: Some(request_op::Request::RequestRange(RangeRequest::default())),
         };
-        assert!(is_txn_read_only(&TxnRequest { success: vec![nested(range.clone())], ..Default::default() }));
-        assert!(!is_txn_read_only(&TxnRequest { failure: vec![nested(put)], ..Default::default() }));
-        assert!(!is_txn_serializable(&TxnRequest { success: vec![range], ..Default::default() }));
+        let put = RequestOp {
+            request: Some(request_op::Request::RequestPut(PutRequest::default())),
+        };
+        let nested = |op: RequestOp| RequestOp {
+            request: Some(request_op::Request::RequestTxn(TxnRequest {
+                success: vec![op],
+                ..Default::default()
+            })),
+        };
+        assert!(is_txn_read_only(&TxnRequest {
+            success: vec![nested(range.clone())],
+            ..Default::default()
+        }));
+        assert!(!is_txn_read_only(&TxnRequest {
+            failure: vec![nested(put)],
+            ..Default::default()
+        }));
+        assert!(!is_txn_serializable(&TxnRequest {
+            success: vec![range],
+            ..Default::default()
+        }));
     }
 }

@@ -11,7 +11,10 @@ fn main() {
         .arg(Arg::new("version").long("version").action(ArgAction::SetTrue).help("Print the version"))
         .subcommand(Command::new("version").about("Print the version"))
         .get_matches();
-    if matches.get_flag("version") || matches.subcommand_name() == Some("version") || matches.subcommand_name().is_none() {
+    if matches.get_flag("version")
+        || matches.subcommand_name() == Some("version")
+        || matches.subcommand_name().is_none()
+    {
         println!("mainstayctl version: {}", env!("CARGO_PKG_VERSION"));
         println!("API version: 3.5");
     }

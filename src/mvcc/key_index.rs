@@ -32,7 +32,10 @@ impl KeyIndex {
     /// Records a change. Changes of one key must arrive in revision order (apply order, or a
     /// scan of the `kv` keyspace).
     pub fn insert(&mut self, key: Bytes, rev: RevisionKey, tombstone: bool) {
-        self.keys.entry(key).or_default().push(IndexEntry { rev, tombstone });
+        self.keys
+            .entry(key)
+            .or_default()
+            .push(IndexEntry { rev, tombstone });
     }
 
     /// The revision of `key` live at `at`, `None` when the key does not exist then.
@@ -128,7 +131,13 @@ mod tests {
 
     #[test]
     fn compaction_keeps_latest_version_at_or_below_and_drops_tombstones() {
-        let mut ix = index(&[("a", 2, false), ("a", 3, false), ("b", 4, false), ("b", 5, true), ("c", 6, false)]);
+        let mut ix = index(&[
+            ("a", 2, false),
+            ("a", 3, false),
+            ("b", 4, false),
+            ("b", 5, true),
+            ("c", 6, false),
+        ]);
         let dropped = ix.compact(Revision(5));
         let mains: Vec<i64> = dropped.iter().map(|e| e.rev.main).collect();
         assert_eq!(mains, vec![2, 4, 5]);

@@ -88,7 +88,11 @@ impl Store {
             index.insert(kv.key, rev, tombstone);
             newest = newest.max(rev.main);
         }
-        let compacted = Revision(storage.meta_i64(schema::META_COMPACT_REVISION)?.unwrap_or(NEVER_COMPACTED.0));
+        let compacted = Revision(
+            storage
+                .meta_i64(schema::META_COMPACT_REVISION)?
+                .unwrap_or(NEVER_COMPACTED.0),
+        );
         let recorded = storage.meta_i64(schema::META_REVISION)?.unwrap_or(0);
         let current = Revision(newest.max(recorded).max(compacted.0).max(Revision::INITIAL.0));
         let compactor = Compactor::start(storage.clone())?;
@@ -96,8 +100,16 @@ impl Store {
             let dropped = index.compact(compacted);
             compactor.schedule(compacted, dropped)?;
         }
-        let state = RwLock::new(State { index, current, compacted });
-        Ok(Arc::new(Store { storage, state, compactor }))
+        let state = RwLock::new(State {
+            index,
+            current,
+            compacted,
+        });
+        Ok(Arc::new(Store {
+            storage,
+            state,
+            compactor,
+        }))
     }
 
     /// The current store revision.
@@ -127,7 +139,10 @@ impl Store {
             let (found, count) = collect(&state.index, range, at, opts);
             (found, count, state.current)
         };
-        let kvs = found.into_iter().map(|rev| self.read_value(rev)).collect::<Result<Vec<_>, _>>()?;
+        let kvs = found
+            .into_iter()
+            .map(|rev| self.read_value(rev))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(RangeResult { kvs, count, revision })
     }
 
@@ -152,16 +167,26 @@ impl Store {
     fn read_value(&self, rev: RevisionKey) -> Result<KeyValue, Error> {
         // The version may have been deleted by a compaction that ran after the index lookup:
         // answer as etcd does for a read below the compaction revision.
-        let bytes = self.storage.kv.get(rev.encode(false)).map_err(internal)?.ok_or(Error::Compacted)?;
-        KeyValue::decode(bytes.as_ref()).map_err(|e| Error::Internal(format!("corrupt revision {}: {e}", rev.main)))
+        let bytes = self
+            .storage
+            .kv
+            .get(rev.encode(false))
+            .map_err(internal)?
+            .ok_or(Error::Compacted)?;
+        KeyValue::decode(bytes.as_ref())
+            .map_err(|e| Error::Internal(format!("corrupt revision {}: {e}", rev.main)))
     }
 
     fn read_state(&self) -> RwLockReadGuard<'_, State> {
-        self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn write_state(&self) -> RwLockWriteGuard<'_, State> {
-        self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -169,7 +194,11 @@ fn check_read_revision(requested: i64, current: Revision, compacted: Revision) -
     if requested > current.0 {
         return Err(Error::FutureRevision);
     }
-    let at = if requested <= 0 { current } else { Revision(requested) };
+    let at = if requested <= 0 {
+        current
+    } else {
+        Revision(requested)
+    };
     if at < compacted {
         return Err(Error::Compacted);
     }
@@ -220,7 +249,11 @@ impl WriteTxn<'_> {
 
     /// The revision reads inside the transaction see: `begin + 1` once something changed.
     pub fn view_revision(&self) -> Revision {
-        if self.changes.is_empty() { self.begin } else { self.begin.next() }
+        if self.changes.is_empty() {
+            self.begin
+        } else {
+            self.begin.next()
+        }
     }
 
     /// The store's compaction revision.
@@ -242,12 +275,26 @@ impl WriteTxn<'_> {
         let compacted = self.store.compact_revision();
         let at = check_read_revision(opts.revision, view, compacted)?;
         if self.pending.is_empty() || at < view {
-            let mut r = self.store.range(range, RangeOptions { revision: at.0, ..opts })?;
+            let mut r = self.store.range(
+                range,
+                RangeOptions {
+                    revision: at.0,
+                    ..opts
+                },
+            )?;
             r.revision = view;
             return Ok(r);
         }
-        let base = self.store.range(range, RangeOptions { revision: self.begin.0, limit: 0, count_only: false })?;
-        let mut merged: BTreeMap<Bytes, KeyValue> = base.kvs.into_iter().map(|kv| (kv.key.clone(), kv)).collect();
+        let base = self.store.range(
+            range,
+            RangeOptions {
+                revision: self.begin.0,
+                limit: 0,
+                count_only: false,
+            },
+        )?;
+        let mut merged: BTreeMap<Bytes, KeyValue> =
+            base.kvs.into_iter().map(|kv| (kv.key.clone(), kv)).collect();
         for (key, change) in &self.pending {
             if !range.contains(key) {
                 continue;
@@ -265,7 +312,11 @@ impl WriteTxn<'_> {
         } else {
             merged.into_values().collect()
         };
-        Ok(RangeResult { kvs, count, revision: view })
+        Ok(RangeResult {
+            kvs,
+            count,
+            revision: view,
+        })
     }
 
     /// The live value of one key as the transaction sees it.
@@ -276,10 +327,13 @@ impl WriteTxn<'_> {
         if let Some(p) = self.pending.get(key) {
             return Ok(p.clone());
         }
-        let r = self.store.range(&KeyRange::Single(key.to_vec()), RangeOptions {
-            revision: self.begin.0,
-            ..RangeOptions::default()
-        })?;
+        let r = self.store.range(
+            &KeyRange::Single(key.to_vec()),
+            RangeOptions {
+                revision: self.begin.0,
+                ..RangeOptions::default()
+            },
+        )?;
         Ok(r.kvs.into_iter().next())
     }
 
@@ -294,8 +348,18 @@ impl WriteTxn<'_> {
             Some(prev) => (prev.create_revision, prev.version + 1),
             None => (rev.0, 1),
         };
-        let kv = KeyValue { key: key.clone(), value, create_revision, mod_revision: rev.0, version, lease: lease.0 };
-        self.changes.push(Change { kv: kv.clone(), tombstone: false });
+        let kv = KeyValue {
+            key: key.clone(),
+            value,
+            create_revision,
+            mod_revision: rev.0,
+            version,
+            lease: lease.0,
+        };
+        self.changes.push(Change {
+            kv: kv.clone(),
+            tombstone: false,
+        });
         self.pending.insert(key, Some(kv));
         Ok(rev)
     }
@@ -306,11 +370,25 @@ impl WriteTxn<'_> {
     /// # Errors
     /// Storage failures only.
     pub fn delete_range(&mut self, range: &KeyRange) -> Result<(i64, Revision), Error> {
-        let live = self.range(range, RangeOptions { revision: 0, limit: 0, count_only: false })?;
+        let live = self.range(
+            range,
+            RangeOptions {
+                revision: 0,
+                limit: 0,
+                count_only: false,
+            },
+        )?;
         let rev = self.begin.next();
         for kv in &live.kvs {
-            let tomb = KeyValue { key: kv.key.clone(), mod_revision: rev.0, ..KeyValue::default() };
-            self.changes.push(Change { kv: tomb, tombstone: true });
+            let tomb = KeyValue {
+                key: kv.key.clone(),
+                mod_revision: rev.0,
+                ..KeyValue::default()
+            };
+            self.changes.push(Change {
+                kv: tomb,
+                tombstone: true,
+            });
             self.pending.insert(kv.key.clone(), None);
         }
         let deleted = i64::try_from(live.kvs.len()).unwrap_or(i64::MAX);
@@ -353,10 +431,18 @@ impl WriteTxn<'_> {
             batch.insert(&store.storage.kv, key, change.kv.encode_to_vec());
         }
         if !self.changes.is_empty() {
-            batch.insert(&store.storage.meta, schema::META_REVISION, revision.0.to_be_bytes());
+            batch.insert(
+                &store.storage.meta,
+                schema::META_REVISION,
+                revision.0.to_be_bytes(),
+            );
         }
         if let Some(at) = self.compact {
-            batch.insert(&store.storage.meta, schema::META_COMPACT_REVISION, at.0.to_be_bytes());
+            batch.insert(
+                &store.storage.meta,
+                schema::META_COMPACT_REVISION,
+                at.0.to_be_bytes(),
+            );
         }
         meta(&mut batch);
         batch.commit()?;
@@ -375,7 +461,10 @@ impl WriteTxn<'_> {
         if let Some((at, dropped)) = dropped {
             store.compactor.schedule(at, dropped)?;
         }
-        Ok(Committed { revision, changes: self.changes })
+        Ok(Committed {
+            revision,
+            changes: self.changes,
+        })
     }
 }
 

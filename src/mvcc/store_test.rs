@@ -14,12 +14,23 @@ fn open() -> (tempfile::TempDir, Arc<Store>) {
 
 fn put(store: &Store, k: &str, v: &str) -> Revision {
     let mut t = store.write();
-    t.put(Bytes::from(k.to_string()), Bytes::from(v.to_string()), LeaseId::NONE).unwrap();
+    t.put(
+        Bytes::from(k.to_string()),
+        Bytes::from(v.to_string()),
+        LeaseId::NONE,
+    )
+    .unwrap();
     t.commit(|_| {}).unwrap().revision
 }
 
 fn get(store: &Store, k: &str, rev: i64) -> Option<KeyValue> {
-    let r = store.range(&KeyRange::Single(k.as_bytes().to_vec()), RangeOptions { revision: rev, ..Default::default() });
+    let r = store.range(
+        &KeyRange::Single(k.as_bytes().to_vec()),
+        RangeOptions {
+            revision: rev,
+            ..Default::default()
+        },
+    );
     r.unwrap().kvs.into_iter().next()
 }
 
@@ -31,7 +42,10 @@ fn versions_count_puts_and_reset_after_delete() {
     let a = get(&s, "a", 0).unwrap();
     assert_eq!((a.create_revision, a.mod_revision, a.version), (2, 3, 2));
     let mut t = s.write();
-    assert_eq!(t.delete_range(&KeyRange::Single(b"a".to_vec())).unwrap(), (1, Revision(4)));
+    assert_eq!(
+        t.delete_range(&KeyRange::Single(b"a".to_vec())).unwrap(),
+        (1, Revision(4))
+    );
     t.commit(|_| {}).unwrap();
     assert_eq!(put(&s, "a", "3"), Revision(5));
     let a = get(&s, "a", 0).unwrap();
@@ -46,9 +60,15 @@ fn writes_in_one_transaction_share_a_revision_with_increasing_sub_revisions() {
     let mut t = s.write();
     t.put("x".into(), "1".into(), LeaseId::NONE).unwrap();
     t.put("y".into(), "2".into(), LeaseId::NONE).unwrap();
-    let seen = t.range(&KeyRange::new(b"x", b"z"), RangeOptions::default()).unwrap();
+    let seen = t
+        .range(&KeyRange::new(b"x", b"z"), RangeOptions::default())
+        .unwrap();
     assert_eq!(seen.kvs.len(), 2, "reads see the transaction's own writes");
-    assert_eq!(seen.revision, Revision(2), "the view revision is begin + 1 once something changed");
+    assert_eq!(
+        seen.revision,
+        Revision(2),
+        "the view revision is begin + 1 once something changed"
+    );
     let committed = t.commit(|_| {}).unwrap();
     assert_eq!(committed.revision, Revision(2));
     assert_eq!(committed.changes.len(), 2);
@@ -60,7 +80,10 @@ fn a_transaction_without_changes_keeps_the_revision() {
     let (_d, s) = open();
     put(&s, "a", "1");
     let mut t = s.write();
-    assert_eq!(t.delete_range(&KeyRange::Single(b"zz".to_vec())).unwrap(), (0, Revision(2)));
+    assert_eq!(
+        t.delete_range(&KeyRange::Single(b"zz".to_vec())).unwrap(),
+        (0, Revision(2))
+    );
     assert_eq!(t.commit(|_| {}).unwrap().revision, Revision(2));
 }
 
@@ -76,7 +99,13 @@ fn compaction_drops_old_versions_but_keeps_the_latest_at_or_below() {
     assert_eq!(s.compact_revision(), Revision(3));
     assert_eq!(get(&s, "a", 3).unwrap().value, "2");
     assert!(matches!(
-        s.range(&KeyRange::Single(b"a".to_vec()), RangeOptions { revision: 2, ..Default::default() }),
+        s.range(
+            &KeyRange::Single(b"a".to_vec()),
+            RangeOptions {
+                revision: 2,
+                ..Default::default()
+            }
+        ),
         Err(Error::Compacted)
     ));
     let mut t = s.write();
@@ -110,7 +139,16 @@ fn compacting_a_fresh_store_at_zero_or_one_succeeds() {
     t.compact(Revision(1)).unwrap();
     t.commit(|_| {}).unwrap();
     assert_eq!(s.compact_revision(), Revision(1));
-    assert!(s.range(&KeyRange::Single(b"a".to_vec()), RangeOptions { revision: 1, ..Default::default() }).is_ok());
+    assert!(
+        s.range(
+            &KeyRange::Single(b"a".to_vec()),
+            RangeOptions {
+                revision: 1,
+                ..Default::default()
+            }
+        )
+        .is_ok()
+    );
 }
 
 mod model {
@@ -144,7 +182,11 @@ mod model {
     }
 
     fn range_of(a: u8, b: u8) -> KeyRange {
-        if b <= a { KeyRange::Single(key(a)) } else { KeyRange::Between(key(a), key(b)) }
+        if b <= a {
+            KeyRange::Single(key(a))
+        } else {
+            KeyRange::Between(key(a), key(b))
+        }
     }
 
     proptest! {

@@ -34,7 +34,9 @@ impl LogStore {
     pub fn open(storage: Storage) -> io::Result<LogStore> {
         let (flushes, rx) = sync_channel(LOG_FLUSH_QUEUE_MAX);
         let s = storage.clone();
-        std::thread::Builder::new().name("raft-log-flush".into()).spawn(move || flusher(&s, &rx))?;
+        std::thread::Builder::new()
+            .name("raft-log-flush".into())
+            .spawn(move || flusher(&s, &rx))?;
         Ok(LogStore { storage, flushes })
     }
 
@@ -47,7 +49,10 @@ impl LogStore {
 
     fn write_meta<T: serde::Serialize>(&self, key: &[u8], value: &T) -> io::Result<()> {
         let bytes = postcard::to_allocvec(value).map_err(io::Error::other)?;
-        self.storage.raft_meta.insert(key, bytes).map_err(io::Error::other)
+        self.storage
+            .raft_meta
+            .insert(key, bytes)
+            .map_err(io::Error::other)
     }
 
     async fn sync(&self) -> io::Result<()> {
@@ -59,7 +64,10 @@ impl LogStore {
 }
 
 fn corrupt(what: &[u8], e: impl std::fmt::Display) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, format!("raft {}: {e}", String::from_utf8_lossy(what)))
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("raft {}: {e}", String::from_utf8_lossy(what)),
+    )
 }
 
 fn flusher(storage: &Storage, rx: &Receiver<Flush>) {
@@ -122,7 +130,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             }
         };
         let last_log_id = last.or_else(|| last_purged_log_id.clone());
-        Ok(LogState { last_purged_log_id, last_log_id })
+        Ok(LogState {
+            last_purged_log_id,
+            last_log_id,
+        })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -141,7 +152,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn read_committed(&mut self) -> io::Result<Option<LogId>> {
-        Ok(self.read_meta::<Option<LogId>>(schema::RAFT_META_COMMITTED)?.flatten())
+        Ok(self
+            .read_meta::<Option<LogId>>(schema::RAFT_META_COMMITTED)?
+            .flatten())
     }
 
     async fn append<I>(&mut self, entries: I, callback: Flush) -> io::Result<()>
@@ -155,7 +168,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             batch.insert(&self.storage.raft_log, index_key(entry.log_id.index), bytes);
         }
         batch.commit().map_err(io::Error::other)?;
-        self.flushes.send(callback).map_err(|_| io::Error::other("raft log flusher stopped"))
+        self.flushes
+            .send(callback)
+            .map_err(|_| io::Error::other("raft log flusher stopped"))
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> io::Result<()> {

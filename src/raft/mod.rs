@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::error::{ClientWriteError, RaftError};
 use openraft::async_runtime::WatchReceiver;
+use openraft::error::{ClientWriteError, RaftError};
 use openraft::{ReadPolicy, SnapshotPolicy};
 
 use self::log_store::LogStore;
@@ -82,8 +82,13 @@ impl RaftNode {
             members.insert(member_id.0, member);
             raft.initialize(members).await?;
         }
-        let request_timeout = Duration::from_secs(crate::limits::REQUEST_TIMEOUT_SECS_BASE) + 2 * settings.election_timeout;
-        Ok(RaftNode { raft, member_id, request_timeout })
+        let request_timeout =
+            Duration::from_secs(crate::limits::REQUEST_TIMEOUT_SECS_BASE) + 2 * settings.election_timeout;
+        Ok(RaftNode {
+            raft,
+            member_id,
+            request_timeout,
+        })
     }
 
     /// Waits until this member knows a leader (at most `timeout`).
@@ -110,7 +115,11 @@ impl RaftNode {
         let resp = match write.await {
             Err(_) => return Err(Error::Timeout),
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
-                return Err(if f.leader_id.is_some() { Error::NotLeader } else { Error::NoLeader });
+                return Err(if f.leader_id.is_some() {
+                    Error::NotLeader
+                } else {
+                    Error::NoLeader
+                });
             }
             Ok(Err(RaftError::APIError(e))) => return Err(Error::Internal(e.to_string())),
             Ok(Err(RaftError::Fatal(_))) => return Err(Error::Stopped),
@@ -128,11 +137,18 @@ impl RaftNode {
     /// # Errors
     /// `NoLeader` / `LeaderChanged` / `Timeout` / `Stopped`.
     pub async fn read_barrier(&self) -> Result<(), Error> {
-        match tokio::time::timeout(self.request_timeout, self.raft.ensure_linearizable(ReadPolicy::ReadIndex)).await {
+        match tokio::time::timeout(
+            self.request_timeout,
+            self.raft.ensure_linearizable(ReadPolicy::ReadIndex),
+        )
+        .await
+        {
             Err(_) => Err(Error::Timeout),
             Ok(Ok(_)) => Ok(()),
             Ok(Err(RaftError::APIError(e))) => Err(match e {
-                openraft::error::LinearizableReadError::ForwardToLeader(f) if f.leader_id.is_some() => Error::NotLeader,
+                openraft::error::LinearizableReadError::ForwardToLeader(f) if f.leader_id.is_some() => {
+                    Error::NotLeader
+                }
                 openraft::error::LinearizableReadError::ForwardToLeader(_) => Error::NoLeader,
                 _ => Error::LeaderChanged,
             }),
@@ -159,7 +175,10 @@ impl RaftNode {
     pub fn indexes(&self) -> (u64, u64) {
         let m = self.raft.metrics();
         let m = m.borrow_watched();
-        (m.local_committed.as_ref().map_or(0, |l| l.index), m.last_applied.as_ref().map_or(0, |l| l.index))
+        (
+            m.local_committed.as_ref().map_or(0, |l| l.index),
+            m.last_applied.as_ref().map_or(0, |l| l.index),
+        )
     }
 
     /// The members of the current membership config with their IDs, and whether each is a
@@ -169,7 +188,10 @@ impl RaftNode {
         let m = m.borrow_watched();
         let membership = m.membership_config.membership();
         let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
-        membership.nodes().map(|(id, node)| (MemberId(*id), node.clone(), voters.contains(id))).collect()
+        membership
+            .nodes()
+            .map(|(id, node)| (MemberId(*id), node.clone(), voters.contains(id)))
+            .collect()
     }
 
     /// Stops raft.

@@ -5,7 +5,9 @@ use std::future::Future;
 
 use openraft::error::{RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::RPCOption;
-use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+};
 use openraft::{AnyError, OptionalSend, RaftNetworkFactory, RaftNetworkV2};
 
 use super::types::{MemberNode, Snapshot, SnapshotData, TypeConfig, Vote};
@@ -17,7 +19,9 @@ pub struct NoPeers;
 pub struct NoPeer;
 
 fn unreachable() -> Unreachable<TypeConfig> {
-    Unreachable::new(&AnyError::error("peer transport is not available on a single-member server"))
+    Unreachable::new(&AnyError::error(
+        "peer transport is not available on a single-member server",
+    ))
 }
 
 impl RaftNetworkFactory<TypeConfig> for NoPeers {

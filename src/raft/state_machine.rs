@@ -33,13 +33,25 @@ impl StateMachine {
     pub fn open(storage: Storage, applier: Arc<Applier>) -> io::Result<StateMachine> {
         let applied = read(&storage, schema::META_APPLIED)?;
         let membership = read(&storage, schema::META_MEMBERSHIP)?.unwrap_or_default();
-        Ok(StateMachine { storage, applier, applied, membership })
+        Ok(StateMachine {
+            storage,
+            applier,
+            applied,
+            membership,
+        })
     }
 
-    fn meta_writer(&self, log_id: &LogId, membership_changed: bool) -> io::Result<impl FnOnce(&mut OwnedWriteBatch)> {
+    fn meta_writer(
+        &self,
+        log_id: &LogId,
+        membership_changed: bool,
+    ) -> io::Result<impl FnOnce(&mut OwnedWriteBatch)> {
         let applied = postcard::to_allocvec(&Some(log_id)).map_err(io::Error::other)?;
-        let membership =
-            if membership_changed { Some(postcard::to_allocvec(&self.membership).map_err(io::Error::other)?) } else { None };
+        let membership = if membership_changed {
+            Some(postcard::to_allocvec(&self.membership).map_err(io::Error::other)?)
+        } else {
+            None
+        };
         let meta = self.storage.meta.clone();
         Ok(move |batch: &mut OwnedWriteBatch| {
             batch.insert(&meta, schema::META_APPLIED, applied);
@@ -53,7 +65,9 @@ impl StateMachine {
 fn read<T: serde::de::DeserializeOwned>(storage: &Storage, key: &[u8]) -> io::Result<Option<T>> {
     match storage.meta.get(key).map_err(io::Error::other)? {
         None => Ok(None),
-        Some(v) => postcard::from_bytes::<Option<T>>(&v).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
+        Some(v) => {
+            postcard::from_bytes::<Option<T>>(&v).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+        }
     }
 }
 
@@ -100,14 +114,20 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
         SnapshotBuilder {
             storage: self.storage.clone(),
-            meta: SnapshotMeta { last_log_id: self.applied.clone(), last_membership: self.membership.clone() },
+            meta: SnapshotMeta {
+                last_log_id: self.applied.clone(),
+                last_membership: self.membership.clone(),
+            },
         }
     }
 
     async fn install_snapshot(&mut self, _meta: &SnapshotMeta, _snapshot: SnapshotData) -> io::Result<()> {
         // A single voter never receives a snapshot; streaming the store to another member
         // arrives with clustering. Refusing is safe: openraft stops rather than diverging.
-        Err(io::Error::new(io::ErrorKind::Unsupported, "installing a raft snapshot from another member is not supported yet"))
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "installing a raft snapshot from another member is not supported yet",
+        ))
     }
 
     async fn get_current_snapshot(&mut self) -> io::Result<Option<Snapshot>> {
@@ -131,6 +151,9 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         tokio::task::spawn_blocking(move || storage.sync().map_err(io::Error::other))
             .await
             .map_err(io::Error::other)??;
-        Ok(Snapshot { meta: self.meta.clone(), snapshot: SnapshotData::default() })
+        Ok(Snapshot {
+            meta: self.meta.clone(),
+            snapshot: SnapshotData::default(),
+        })
     }
 }

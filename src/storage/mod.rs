@@ -52,7 +52,14 @@ impl Storage {
         let raft_meta = db.keyspace(schema::KEYSPACE_RAFT_META, KeyspaceCreateOptions::default)?;
         let kv = db.keyspace(schema::KEYSPACE_KV, KeyspaceCreateOptions::default)?;
         let meta = db.keyspace(schema::KEYSPACE_META, KeyspaceCreateOptions::default)?;
-        let storage = Storage { db, raft_log, raft_meta, kv, meta, path };
+        let storage = Storage {
+            db,
+            raft_log,
+            raft_meta,
+            kv,
+            meta,
+            path,
+        };
         storage.check_format(fresh)?;
         Ok(storage)
     }
@@ -60,18 +67,27 @@ impl Storage {
     fn check_format(&self, fresh: bool) -> Result<(), StorageError> {
         match self.meta.get(schema::META_FORMAT_VERSION)? {
             Some(v) => {
-                let found = <[u8; 4]>::try_from(v.as_ref()).map(u32::from_be_bytes).unwrap_or(u32::MAX);
+                let found = <[u8; 4]>::try_from(v.as_ref())
+                    .map(u32::from_be_bytes)
+                    .unwrap_or(u32::MAX);
                 if found != schema::FORMAT_VERSION {
-                    return Err(StorageError::FormatVersion { found, expected: schema::FORMAT_VERSION });
+                    return Err(StorageError::FormatVersion {
+                        found,
+                        expected: schema::FORMAT_VERSION,
+                    });
                 }
                 Ok(())
             }
             None if fresh || self.is_empty()? => {
-                self.meta.insert(schema::META_FORMAT_VERSION, schema::FORMAT_VERSION.to_be_bytes())?;
+                self.meta
+                    .insert(schema::META_FORMAT_VERSION, schema::FORMAT_VERSION.to_be_bytes())?;
                 self.db.persist(PersistMode::SyncAll)?;
                 Ok(())
             }
-            None => Err(StorageError::FormatVersion { found: 0, expected: schema::FORMAT_VERSION }),
+            None => Err(StorageError::FormatVersion {
+                found: 0,
+                expected: schema::FORMAT_VERSION,
+            }),
         }
     }
 
@@ -107,7 +123,12 @@ impl Storage {
             None => Ok(None),
             Some(v) => <[u8; 8]>::try_from(v.as_ref())
                 .map(|b| Some(i64::from_be_bytes(b)))
-                .map_err(|_| StorageError::Corrupt(format!("meta key {:?} is not 8 bytes", String::from_utf8_lossy(key)))),
+                .map_err(|_| {
+                    StorageError::Corrupt(format!(
+                        "meta key {:?} is not 8 bytes",
+                        String::from_utf8_lossy(key)
+                    ))
+                }),
         }
     }
 }
@@ -122,7 +143,10 @@ mod tests {
         drop(Storage::open(dir.path()).unwrap_or_else(|e| panic!("{e}")));
         let s = Storage::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
-            s.meta.get(schema::META_FORMAT_VERSION).unwrap_or_else(|e| panic!("{e}")).as_deref(),
+            s.meta
+                .get(schema::META_FORMAT_VERSION)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .as_deref(),
             Some(&schema::FORMAT_VERSION.to_be_bytes()[..])
         );
     }
@@ -132,11 +156,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         {
             let s = Storage::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
-            s.meta.insert(schema::META_FORMAT_VERSION, 99u32.to_be_bytes()).unwrap_or_else(|e| panic!("{e}"));
-            s.db.persist(PersistMode::SyncAll).unwrap_or_else(|e| panic!("{e}"));
+            s.meta
+                .insert(schema::META_FORMAT_VERSION, 99u32.to_be_bytes())
+                .unwrap_or_else(|e| panic!("{e}"));
+            s.db.persist(PersistMode::SyncAll)
+                .unwrap_or_else(|e| panic!("{e}"));
         }
         match Storage::open(dir.path()) {
-            Err(StorageError::FormatVersion { found: 99, expected: schema::FORMAT_VERSION }) => {}
+            Err(StorageError::FormatVersion {
+                found: 99,
+                expected: schema::FORMAT_VERSION,
+            }) => {}
             Err(e) => panic!("unexpected error {e}"),
             Ok(_) => panic!("format 99 was accepted"),
         }
@@ -146,7 +176,10 @@ mod tests {
     fn an_etcd_data_dir_is_refused() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         std::fs::create_dir_all(dir.path().join("member/wal")).unwrap_or_else(|e| panic!("{e}"));
-        assert!(matches!(Storage::open(dir.path()), Err(StorageError::ForeignDataDir(_))));
+        assert!(matches!(
+            Storage::open(dir.path()),
+            Err(StorageError::ForeignDataDir(_))
+        ));
     }
 
     #[test]

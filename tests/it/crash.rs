@@ -30,7 +30,11 @@ async fn acknowledged_writes_survive_kill_9_with_their_revisions() {
             writers.push(tokio::spawn(async move {
                 for i in 0..WRITES_PER_WRITER_MAX {
                     let key = format!("c{cycle}-w{w}-{i}");
-                    let req = PutRequest { key: Bytes::from(key.clone()), value: Bytes::from(key.clone()), ..Default::default() };
+                    let req = PutRequest {
+                        key: Bytes::from(key.clone()),
+                        value: Bytes::from(key.clone()),
+                        ..Default::default()
+                    };
                     match kv.put(req).await {
                         Ok(resp) => {
                             let rev = resp.into_inner().header.map_or(0, |h| h.revision);
@@ -54,17 +58,33 @@ async fn acknowledged_writes_survive_kill_9_with_their_revisions() {
         server.restart().await;
         let mut kv = server.kv().await;
         for (key, rev) in &all_acks {
-            let r = kv.range(RangeRequest { key: Bytes::from(key.clone()), ..Default::default() }).await.unwrap().into_inner();
+            let r = kv
+                .range(RangeRequest {
+                    key: Bytes::from(key.clone()),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner();
             assert_eq!(r.kvs.len(), 1, "cycle {cycle}: acknowledged key {key} lost");
-            assert_eq!(r.kvs[0].mod_revision, *rev, "cycle {cycle}: {key} has another revision");
+            assert_eq!(
+                r.kvs[0].mod_revision, *rev,
+                "cycle {cycle}: {key} has another revision"
+            );
         }
         let max_ack = all_acks.iter().map(|(_, r)| *r).max().unwrap_or(0);
         let probe = kv
-            .put(PutRequest { key: Bytes::from(format!("probe-{cycle}")), ..Default::default() })
+            .put(PutRequest {
+                key: Bytes::from(format!("probe-{cycle}")),
+                ..Default::default()
+            })
             .await
             .unwrap()
             .into_inner();
-        assert!(probe.header.unwrap().revision > max_ack, "revision counter went backwards after restart");
+        assert!(
+            probe.header.unwrap().revision > max_ack,
+            "revision counter went backwards after restart"
+        );
     }
     assert!(all_acks.len() >= CYCLES * ACKS_BEFORE_KILL);
 }

@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use mainstay::proto::etcdserverpb::StatusRequest;
 use mainstay::proto::etcdserverpb::cluster_client::ClusterClient;
 use mainstay::proto::etcdserverpb::kv_client::KvClient;
 use mainstay::proto::etcdserverpb::maintenance_client::MaintenanceClient;
-use mainstay::proto::etcdserverpb::StatusRequest;
 use tonic::transport::Channel;
 
 /// How long a server gets to become ready.
@@ -39,17 +39,25 @@ pub struct Server {
 /// A free TCP port on 127.0.0.1 (bound and released; a race with another process is possible
 /// but harmless in practice for tests).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// The etcd binary for differential tests.
 pub fn etcd_bin() -> PathBuf {
-    std::env::var_os("ETCD_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/usr/bin/etcd"))
+    std::env::var_os("ETCD_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/etcd"))
 }
 
 /// The etcdctl binary.
 pub fn etcdctl_bin() -> PathBuf {
-    std::env::var_os("ETCDCTL_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/usr/bin/etcdctl"))
+    std::env::var_os("ETCDCTL_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/etcdctl"))
 }
 
 impl Server {
@@ -96,7 +104,11 @@ impl Server {
             format!("--initial-cluster=n1={peer}"),
         ];
         args.extend(self.extra.iter().cloned());
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
         let child = Command::new(&bin)
             .args(&args)
             .env_remove("ETCDCTL_API")
@@ -112,7 +124,11 @@ impl Server {
         let deadline = Instant::now() + READY_DEADLINE;
         loop {
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("{:?} exited early with {status}; log:\n{}", self.kind, self.log_text());
+                panic!(
+                    "{:?} exited early with {status}; log:\n{}",
+                    self.kind,
+                    self.log_text()
+                );
             }
             if let Ok(mut m) = MaintenanceClient::connect(self.endpoint()).await {
                 if let Ok(resp) = m.status(StatusRequest {}).await {
@@ -121,7 +137,12 @@ impl Server {
                     }
                 }
             }
-            assert!(Instant::now() < deadline, "{:?} not ready in {READY_DEADLINE:?}; log:\n{}", self.kind, self.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "{:?} not ready in {READY_DEADLINE:?}; log:\n{}",
+                self.kind,
+                self.log_text()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -148,7 +169,11 @@ impl Server {
 
     /// A KV client.
     pub async fn kv(&self) -> KvClient<Channel> {
-        KvClient::connect(self.endpoint()).await.unwrap().max_decoding_message_size(usize::MAX).max_encoding_message_size(usize::MAX)
+        KvClient::connect(self.endpoint())
+            .await
+            .unwrap()
+            .max_decoding_message_size(usize::MAX)
+            .max_encoding_message_size(usize::MAX)
     }
 
     /// A Maintenance client.
