@@ -57,7 +57,7 @@ impl Kv for KvService {
         let r = request.into_inner();
         validate::range(&r)?;
         self.barrier(r.serializable).await?;
-        let view = self.ctx.store.write();
+        let view = self.ctx.store.view();
         let mut resp = ops::range(&view, &r)?;
         resp.header = self.ctx.complete(resp.header);
         Ok(Response::new(resp))
@@ -96,7 +96,7 @@ impl Kv for KvService {
         if ops::is_txn_read_only(&t) {
             // etcd serves read-only Txns locally after a ReadIndex barrier (v3_server.go Txn).
             self.barrier(ops::is_txn_serializable(&t)).await?;
-            let mut view = self.ctx.store.write();
+            let mut view = self.ctx.store.view();
             let mut resp = ops::txn(&mut view, &t, &NoLeases)?;
             resp.header = self.ctx.header(view.view_revision());
             return Ok(Response::new(resp));

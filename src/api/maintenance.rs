@@ -7,7 +7,6 @@ use futures::Stream;
 use tonic::{Request, Response, Status};
 
 use super::Ctx;
-use crate::config::limits::QUOTA_BACKEND_BYTES_DEFAULT;
 use crate::error::Error;
 use crate::proto::etcdserverpb::maintenance_server::Maintenance;
 use crate::proto::etcdserverpb::{
@@ -49,11 +48,7 @@ impl Maintenance for MaintenanceService {
         let (raft_index, applied) = ctx.raft.indexes();
         let db_size = i64::try_from(ctx.storage.disk_bytes().max(1)).unwrap_or(i64::MAX);
         let leader = ctx.raft.leader();
-        let quota = if ctx.limits.quota_backend_bytes == 0 {
-            QUOTA_BACKEND_BYTES_DEFAULT
-        } else {
-            ctx.limits.quota_backend_bytes
-        };
+        let quota = ctx.limits.quota_backend_bytes;
         let resp = StatusResponse {
             header: ctx.header(ctx.store.current_revision()),
             version: ETCD_VERSION.to_string(),

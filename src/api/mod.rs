@@ -2,6 +2,7 @@
 //! fill the response header; state changes happen only in the apply path.
 
 pub mod cluster;
+pub mod interceptor;
 pub mod kv;
 pub mod maintenance;
 pub mod status;
@@ -24,7 +25,7 @@ pub struct Limits {
     pub max_request_bytes: u64,
     /// `--max-txn-ops`: most operations in one Txn list.
     pub max_txn_ops: usize,
-    /// `--quota-backend-bytes` (0 = etcd's 2 GiB default), reported by Status.
+    /// `--quota-backend-bytes` resolved (etcd's 0 is already 2 GiB), reported by Status.
     pub quota_backend_bytes: u64,
 }
 

@@ -2,6 +2,9 @@
 
 use std::ops::Bound;
 
+/// Borrowed `BTreeMap` range bounds over byte keys.
+pub type ByteBounds<'a> = (Bound<&'a [u8]>, Bound<&'a [u8]>);
+
 /// The set of keys one request covers (etcd-compat.md §2.2):
 /// empty `range_end` → the single `key`; `range_end == "\0"` → every key ≥ `key`;
 /// otherwise the half-open interval `[key, range_end)` in bytewise order.
@@ -35,7 +38,7 @@ impl KeyRange {
     }
 
     /// The range as `BTreeMap` bounds, `None` when it is empty.
-    pub fn bounds(&self) -> Option<(Bound<&[u8]>, Bound<&[u8]>)> {
+    pub fn bounds(&self) -> Option<ByteBounds<'_>> {
         match self {
             KeyRange::Single(k) => Some((Bound::Included(k), Bound::Included(k))),
             KeyRange::From(start) => Some((Bound::Included(start), Bound::Unbounded)),

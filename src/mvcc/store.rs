@@ -158,6 +158,13 @@ impl Store {
         }
     }
 
+    /// A consistent read view at the current revision for executing read-only requests with
+    /// the same code as writes (etcd reads through a `TxnRead`). It is a transaction that is
+    /// never committed; dropping it changes nothing.
+    pub fn view(&self) -> WriteTxn<'_> {
+        self.write()
+    }
+
     /// Waits until old versions dropped by the compaction at `at` are physically deleted
     /// (etcd's `physical=true`).
     pub async fn wait_compacted(&self, at: Revision) {

@@ -48,7 +48,7 @@ impl StateMachine {
     ) -> io::Result<impl FnOnce(&mut OwnedWriteBatch)> {
         let applied = postcard::to_allocvec(&Some(log_id)).map_err(io::Error::other)?;
         let membership = if membership_changed {
-            Some(postcard::to_allocvec(&self.membership).map_err(io::Error::other)?)
+            Some(postcard::to_allocvec(&Some(&self.membership)).map_err(io::Error::other)?)
         } else {
             None
         };
@@ -76,7 +76,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     type SnapshotBuilder = SnapshotBuilder;
 
     async fn applied_state(&mut self) -> io::Result<(Option<LogId>, StoredMembership)> {
-        Ok((self.applied.clone(), self.membership.clone()))
+        Ok((self.applied, self.membership.clone()))
     }
 
     async fn apply<Strm>(&mut self, mut entries: Strm) -> io::Result<()>
@@ -85,7 +85,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     {
         while let Some(item) = entries.next().await {
             let (entry, responder) = item?;
-            let log_id = entry.log_id.clone();
+            let log_id = entry.log_id;
             let response = match entry.payload {
                 EntryPayload::Normal(command) => {
                     let meta = self.meta_writer(&log_id, false)?;
@@ -97,7 +97,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     Response::default()
                 }
                 EntryPayload::Membership(m) => {
-                    self.membership = StoredMembership::new(Some(log_id.clone()), m);
+                    self.membership = StoredMembership::new(Some(log_id), m);
                     let meta = self.meta_writer(&log_id, true)?;
                     self.applier.apply_noop(meta).map_err(io::Error::other)?;
                     Response::default()
@@ -115,7 +115,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         SnapshotBuilder {
             storage: self.storage.clone(),
             meta: SnapshotMeta {
-                last_log_id: self.applied.clone(),
+                last_log_id: self.applied,
                 last_membership: self.membership.clone(),
             },
         }

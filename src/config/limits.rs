@@ -1,0 +1,78 @@
+//! Named limits and defaults, each with its unit in the name or the type.
+//!
+//! Every value here mirrors an etcd 3.5 default (source: `server/embed/config.go`,
+//! `server/etcdserver/api/v3rpc/grpc.go`, `server/storage/quota.go`) so that a Mainstay member
+//! started with no flags behaves like `etcd` started with no flags. Flags and the config file
+//! override the defaults; the flag table in `flags.rs` shows the same values as text.
+
+use std::time::Duration;
+
+/// Largest client request the server accepts, in bytes (`--max-request-bytes`, etcd
+/// `embed.DefaultMaxRequestBytes` = 1.5 MiB).
+pub const REQUEST_BYTES_MAX_DEFAULT: u64 = 1_572_864;
+
+/// Most operations one `Txn` may carry, counting compare-free success and failure branches
+/// separately (`--max-txn-ops`, etcd `embed.DefaultMaxTxnOps`).
+pub const TXN_OPS_MAX_DEFAULT: usize = 128;
+
+/// Extra bytes a gRPC message may carry beyond `--max-request-bytes`, for framing and
+/// metadata. etcd sets the server's max receive size to `max-request-bytes + 512 KiB`
+/// (`v3rpc/grpc.go: grpcOverheadBytes`).
+pub const GRPC_OVERHEAD_BYTES: u64 = 512 * 1024;
+
+/// Backend size at which the NOSPACE alarm is raised when `--quota-backend-bytes` is 0, in
+/// bytes (etcd `storage.DefaultQuotaBytes` = 2 GiB).
+pub const QUOTA_BACKEND_BYTES_DEFAULT: u64 = 2 * 1024 * 1024 * 1024;
+
+/// Backend quota above which etcd logs "quota exceeds the maximum value", in bytes
+/// (etcd `storage.MaxQuotaBytes` = 8 GiB). Larger values are accepted, with a warning.
+pub const QUOTA_BACKEND_BYTES_SUGGESTED_MAX: u64 = 8 * 1024 * 1024 * 1024;
+
+/// Raft heartbeat interval (`--heartbeat-interval`, given in milliseconds; etcd default 100).
+pub const HEARTBEAT_INTERVAL_DEFAULT: Duration = Duration::from_millis(100);
+
+/// Raft election timeout (`--election-timeout`, given in milliseconds; etcd default 1000).
+pub const ELECTION_TIMEOUT_DEFAULT: Duration = Duration::from_millis(1000);
+
+/// Largest accepted `--election-timeout`, in milliseconds (etcd `embed.maxElectionMs`).
+pub const ELECTION_TIMEOUT_MAX_MS: u64 = 50_000;
+
+/// `--election-timeout` must be at least this many times `--heartbeat-interval` (etcd
+/// `Config.Validate`: "should be at least as 5 times as --heartbeat-interval").
+pub const ELECTION_TIMEOUT_MIN_HEARTBEATS: u64 = 5;
+
+/// Applied entries between two Raft snapshots (`--snapshot-count`; etcd 3.5 default. etcd 3.6
+/// lowered it to 10,000, which is what kubeadm passes explicitly).
+pub const SNAPSHOT_COUNT_DEFAULT: u64 = 100_000;
+
+/// Entries kept in the Raft log after a snapshot so slow followers can catch up without a
+/// snapshot transfer (`--snapshot-catchup-entries`, etcd `DefaultSnapshotCatchUpEntries`).
+pub const SNAPSHOT_CATCHUP_ENTRIES_DEFAULT: u64 = 5_000;
+
+/// Interval between watch progress notifications on idle watch streams
+/// (`--watch-progress-notify-interval` / `--experimental-watch-progress-notify-interval`).
+pub const WATCH_PROGRESS_NOTIFY_INTERVAL_DEFAULT: Duration = Duration::from_secs(10 * 60);
+
+/// Concurrent gRPC streams allowed per client connection (`--max-concurrent-streams`, etcd
+/// default `math.MaxUint32`).
+pub const GRPC_CONCURRENT_STREAMS_MAX_DEFAULT: u32 = u32::MAX;
+
+/// Minimum time a client must wait between keepalive pings (`--grpc-keepalive-min-time`).
+pub const GRPC_KEEPALIVE_MIN_TIME_DEFAULT: Duration = Duration::from_secs(5);
+
+/// Server-to-client keepalive ping interval (`--grpc-keepalive-interval`, 2 h).
+pub const GRPC_KEEPALIVE_INTERVAL_DEFAULT: Duration = Duration::from_secs(2 * 60 * 60);
+
+/// Time to wait for a keepalive ack before closing the connection (`--grpc-keepalive-timeout`).
+pub const GRPC_KEEPALIVE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(20);
+
+/// Slow unary requests are logged after this long (`--warning-unary-request-duration`).
+pub const WARNING_UNARY_REQUEST_DURATION_DEFAULT: Duration = Duration::from_millis(300);
+
+// The gRPC receive limit must leave room for the largest allowed request.
+const _: () = assert!(REQUEST_BYTES_MAX_DEFAULT + GRPC_OVERHEAD_BYTES > REQUEST_BYTES_MAX_DEFAULT);
+const _: () = assert!(QUOTA_BACKEND_BYTES_DEFAULT <= QUOTA_BACKEND_BYTES_SUGGESTED_MAX);
+const _: () = assert!(
+    ELECTION_TIMEOUT_DEFAULT.as_millis()
+        >= HEARTBEAT_INTERVAL_DEFAULT.as_millis() * ELECTION_TIMEOUT_MIN_HEARTBEATS as u128
+);
