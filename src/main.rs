@@ -1,10 +1,13 @@
 //! `mainstay`: the server. Accepts etcd's command line and `ETCD_*` environment verbatim.
 
-use mainstay::config::{ParseOutcome, parse};
+use mainstay::config::{ParseOutcome, parse_with_env_vars};
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let config = match parse(&args, &|name| std::env::var(name).ok()) {
+    let args: Vec<String> = std::env::args_os().skip(1).map(|a| a.to_string_lossy().into_owned()).collect();
+    let vars: Vec<(String, String)> = std::env::vars_os()
+        .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
+        .collect();
+    let config = match parse_with_env_vars(&args, &vars) {
         ParseOutcome::Run(config) => config,
         ParseOutcome::Exit { code, stdout, stderr } => {
             print!("{stdout}");
@@ -15,14 +18,10 @@ fn main() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(format!(
             "{},openraft=warn,fjall=warn,lsm_tree=warn",
-            config.log_level
+            tracing_level(&config.log_level)
         ))
     });
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init();
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
@@ -35,7 +34,16 @@ fn main() {
     };
     if let Err(e) = runtime.block_on(mainstay::server::run(config)) {
         tracing::error!(error = format!("{e:#}"), "mainstay stopped");
-        eprintln!("mainstay: {e:#}");
         std::process::exit(1);
+    }
+}
+
+/// etcd's `--log-level` (debug, info, warn, error, panic, fatal) as a tracing level.
+fn tracing_level(etcd_level: &str) -> &'static str {
+    match etcd_level {
+        "debug" => "debug",
+        "warn" => "warn",
+        "error" | "panic" | "fatal" | "dpanic" => "error",
+        _ => "info",
     }
 }

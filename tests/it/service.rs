@@ -1,0 +1,121 @@
+//! Status, MemberList, health (gRPC and HTTP) and the Unimplemented answers of RPCs that later
+//! issues fill in (etcd-compat.md §1.1, §2.9, §7.1).
+
+use std::time::Duration;
+
+use mainstay::proto::etcdserverpb::lease_client::LeaseClient;
+use mainstay::proto::etcdserverpb::watch_client::WatchClient;
+use mainstay::proto::etcdserverpb::{LeaseGrantRequest, MemberListRequest, StatusRequest, WatchRequest};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tonic::Code;
+
+use crate::harness::Server;
+
+async fn http_get(port: u16, path: &str) -> String {
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    out
+}
+
+#[tokio::test]
+async fn status_reports_a_semver_at_least_3_5_13_and_a_positive_db_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::mainstay(dir.path()).await;
+    let st = s
+        .maintenance()
+        .await
+        .status(StatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let v: Vec<u64> = st.version.split('.').map(|p| p.parse().unwrap()).collect();
+    assert!(
+        v >= vec![3, 5, 13],
+        "kube-apiserver gates progress requests on >= 3.5.13, got {}",
+        st.version
+    );
+    assert!(st.db_size > 0, "etcdctl endpoint status divides by dbSize");
+    let header = st.header.unwrap();
+    assert_eq!(st.leader, header.member_id, "a single member leads itself");
+    assert!(st.raft_term >= 1);
+    assert!(st.raft_index >= st.raft_applied_index && st.raft_applied_index > 0);
+    assert!(st.errors.is_empty());
+}
+
+#[tokio::test]
+async fn member_list_shows_the_one_member_with_its_urls() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::mainstay(dir.path()).await;
+    let ml = s
+        .cluster()
+        .await
+        .member_list(MemberListRequest { linearizable: true })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ml.members.len(), 1);
+    let m = &ml.members[0];
+    assert_eq!(m.name, "n1");
+    assert_eq!(m.peer_ur_ls, vec![format!("http://127.0.0.1:{}", s.peer_port)]);
+    assert_eq!(m.client_ur_ls, vec![s.endpoint()]);
+    assert!(!m.is_learner);
+    assert_eq!(m.id, ml.header.unwrap().member_id);
+}
+
+#[tokio::test]
+async fn http_health_answers_etcds_json_on_the_client_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::mainstay(dir.path()).await;
+    let resp = http_get(s.client_port, "/health").await;
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(resp.ends_with(r#"{"health":"true","reason":""}"#), "{resp}");
+    let resp = http_get(s.client_port, "/version").await;
+    assert!(resp.contains(r#""etcdserver":"3.5.21""#), "{resp}");
+}
+
+#[tokio::test]
+async fn grpc_health_service_reports_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::mainstay(dir.path()).await;
+    let channel = tonic::transport::Channel::from_shared(s.endpoint())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut h = tonic_health::pb::health_client::HealthClient::new(channel);
+    let r = h
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        r.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+}
+
+#[tokio::test]
+async fn rpcs_of_later_issues_answer_unimplemented() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::mainstay(dir.path()).await;
+    let mut lease = LeaseClient::connect(s.endpoint()).await.unwrap();
+    let e = lease
+        .lease_grant(LeaseGrantRequest { ttl: 10, id: 0 })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unimplemented);
+    let mut watch = WatchClient::connect(s.endpoint()).await.unwrap();
+    let e = watch
+        .watch(tokio_stream::iter(Vec::<WatchRequest>::new()))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unimplemented);
+}
