@@ -22,3 +22,6 @@ pub const GRPC_CONCURRENT_STREAMS_MAX: u32 = u32::MAX;
 /// How long a request waits for its raft proposal or read barrier before
 /// `etcdserver: request timed out` (etcd: 5 s plus 2 × election timeout).
 pub const REQUEST_TIMEOUT_SECS_BASE: u64 = 5;
+
+/// Committed entries applied in one fjall batch (entries already delivered together by raft).
+pub const APPLY_BATCH_ENTRIES_MAX: usize = 1024;

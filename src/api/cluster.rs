@@ -63,7 +63,8 @@ impl Cluster for ClusterService {
             })
             .collect();
         Ok(Response::new(MemberListResponse {
-            header: ctx.header(ctx.store.current_revision()),
+            // etcd's ClusterServer header carries cluster_id, member_id and raft_term, no revision.
+            header: ctx.header(crate::types::Revision(0)),
             members,
         }))
     }

@@ -9,12 +9,11 @@ pub mod ops;
 
 use std::sync::Arc;
 
-use fjall::OwnedWriteBatch;
 
 use self::command::{COMMAND_FORMAT, Command, Response};
 use self::ops::LeaseLookup;
 use crate::error::{Error, StorageError};
-use crate::mvcc::Store;
+use crate::mvcc::{ApplyBatch, Store};
 use crate::proto::etcdserverpb::{CompactionResponse, ResponseHeader};
 use crate::proto::mainstaypb::{ApplyErrorCode, ApplyResult, apply_result, internal_request};
 use crate::types::Revision;
@@ -36,17 +35,14 @@ impl Applier {
         &self.store
     }
 
-    /// Applies one command. Request-level failures (etcd errors decided by the state, such as
-    /// `key not found` for ignore_value on a missing key) are returned inside the [`Response`]
-    /// and leave the store unchanged; `meta` is committed in every case.
+    /// Applies one command, staging its changes into `batch` (the caller commits the batch with
+    /// the applied log id). Request-level failures — etcd errors decided by the replicated
+    /// state, such as `key not found` for ignore_value on a missing key — are returned inside
+    /// the [`Response`] and stage nothing.
     ///
     /// # Errors
     /// Storage failures only; they are fatal for the member.
-    pub fn apply(
-        &self,
-        command: &Command,
-        meta: impl FnOnce(&mut OwnedWriteBatch),
-    ) -> Result<Response, StorageError> {
+    pub fn apply(&self, command: &Command, batch: &mut ApplyBatch<'_>) -> Result<Response, StorageError> {
         let mut txn = self.store.write();
         let outcome = match (command.0.format, &command.0.request) {
             (COMMAND_FORMAT, Some(request)) => self.dispatch(&mut txn, request)?,
@@ -55,36 +51,15 @@ impl Applier {
         };
         let result = match outcome {
             Ok(mut response) => {
-                let committed = txn.commit(meta)?;
+                let committed = txn.stage(batch);
                 if let apply_result::Response::Txn(t) = &mut response {
-                    t.header = Some(ResponseHeader {
-                        revision: committed.revision.0,
-                        ..Default::default()
-                    });
+                    t.header = Some(ResponseHeader { revision: committed.revision.0, ..Default::default() });
                 }
-                ApplyResult {
-                    error: ApplyErrorCode::ApplyOk as i32,
-                    response: Some(response),
-                }
+                ApplyResult { error: ApplyErrorCode::ApplyOk as i32, response: Some(response) }
             }
-            Err(code) => {
-                drop(txn);
-                self.store.write().commit(meta)?;
-                ApplyResult {
-                    error: code as i32,
-                    response: None,
-                }
-            }
+            Err(code) => ApplyResult { error: code as i32, response: None },
         };
         Ok(Response(result))
-    }
-
-    /// Records an entry that changes no key (a blank or membership entry).
-    ///
-    /// # Errors
-    /// Storage failures only.
-    pub fn apply_noop(&self, meta: impl FnOnce(&mut OwnedWriteBatch)) -> Result<(), StorageError> {
-        self.store.write().commit(meta).map(|_| ())
     }
 
     fn dispatch(

@@ -293,7 +293,9 @@ fn check_txn(
                 if r.revision > current.0 {
                     return Err(Error::FutureRevision);
                 }
-                if r.revision > 0 && r.revision < txn.compact_revision().0 {
+                // etcd checkRequestRange: any non-zero revision below the compaction fails,
+                // negative ones included.
+                if r.revision != 0 && r.revision < txn.compact_revision().0 {
                     return Err(Error::Compacted);
                 }
             }

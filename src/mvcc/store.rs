@@ -5,7 +5,7 @@
 //! Lock order: `state` is taken alone and never held across fjall I/O on the write side except
 //! for the in-memory index update after the batch is committed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
@@ -67,6 +67,8 @@ struct State {
 pub struct Store {
     storage: Storage,
     state: RwLock<State>,
+    /// Values staged by the apply path but not yet written to fjall, by revision key.
+    staged: RwLock<HashMap<RevisionKey, KeyValue>>,
     compactor: Compactor,
 }
 
@@ -105,11 +107,7 @@ impl Store {
             current,
             compacted,
         });
-        Ok(Arc::new(Store {
-            storage,
-            state,
-            compactor,
-        }))
+        Ok(Arc::new(Store { storage, state, staged: RwLock::new(HashMap::new()), compactor }))
     }
 
     /// The current store revision.
@@ -172,6 +170,9 @@ impl Store {
     }
 
     fn read_value(&self, rev: RevisionKey) -> Result<KeyValue, Error> {
+        if let Some(kv) = self.staged.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(&rev) {
+            return Ok(kv.clone());
+        }
         // The version may have been deleted by a compaction that ran after the index lookup:
         // answer as etcd does for a read below the compaction revision.
         let bytes = self
@@ -182,6 +183,21 @@ impl Store {
             .ok_or(Error::Compacted)?;
         KeyValue::decode(bytes.as_ref())
             .map_err(|e| Error::Internal(format!("corrupt revision {}: {e}", rev.main)))
+    }
+
+    /// Starts an apply batch.
+    pub fn batch(&self) -> ApplyBatch<'_> {
+        ApplyBatch {
+            store: self,
+            batch: self.storage.db.batch(),
+            staged: Vec::new(),
+            revision: None,
+            compactions: Vec::new(),
+        }
+    }
+
+    fn write_staged(&self) -> RwLockWriteGuard<'_, HashMap<RevisionKey, KeyValue>> {
+        self.staged.write().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn read_state(&self) -> RwLockReadGuard<'_, State> {
@@ -430,48 +446,82 @@ impl WriteTxn<'_> {
     /// # Errors
     /// Storage failures, which are fatal for the member.
     pub fn commit(self, meta: impl FnOnce(&mut OwnedWriteBatch)) -> Result<Committed, StorageError> {
+        let mut batch = self.store.batch();
+        let committed = self.stage(&mut batch);
+        batch.commit(meta)?;
+        Ok(committed)
+    }
+
+    /// Stages the changes into `batch`: they are visible to readers at once (their values are
+    /// served from the staging map until the batch is written), and become part of the store's
+    /// on-disk state atomically when the batch commits.
+    pub fn stage(self, batch: &mut ApplyBatch<'_>) -> Committed {
         let store = self.store;
-        let mut batch = store.storage.db.batch();
         let revision = self.view_revision();
-        for (sub, change) in self.changes.iter().enumerate() {
-            let key = RevisionKey::new(revision, sub as i64).encode(change.tombstone);
-            batch.insert(&store.storage.kv, key, change.kv.encode_to_vec());
-        }
-        if !self.changes.is_empty() {
-            batch.insert(
-                &store.storage.meta,
-                schema::META_REVISION,
-                revision.0.to_be_bytes(),
-            );
-        }
-        if let Some(at) = self.compact {
-            batch.insert(
-                &store.storage.meta,
-                schema::META_COMPACT_REVISION,
-                at.0.to_be_bytes(),
-            );
-        }
-        meta(&mut batch);
-        batch.commit()?;
-        let dropped = {
-            let mut state = store.write_state();
+        {
+            let mut staged = store.write_staged();
             for (sub, change) in self.changes.iter().enumerate() {
                 let rev = RevisionKey::new(revision, sub as i64);
-                state.index.insert(change.kv.key.clone(), rev, change.tombstone);
+                batch.batch.insert(&store.storage.kv, rev.encode(change.tombstone), change.kv.encode_to_vec());
+                staged.insert(rev, change.kv.clone());
+                batch.staged.push(rev);
             }
+        }
+        let mut state = store.write_state();
+        for (sub, change) in self.changes.iter().enumerate() {
+            state.index.insert(change.kv.key.clone(), RevisionKey::new(revision, sub as i64), change.tombstone);
+        }
+        if !self.changes.is_empty() {
             state.current = revision;
-            self.compact.map(|at| {
-                state.compacted = at;
-                (at, state.index.compact(at))
-            })
-        };
-        if let Some((at, dropped)) = dropped {
+            batch.revision = Some(revision);
+        }
+        if let Some(at) = self.compact {
+            state.compacted = at;
+            batch.compactions.push((at, state.index.compact(at)));
+        }
+        Committed { revision, changes: self.changes }
+    }
+}
+
+/// Several write transactions written to fjall as one atomic batch (the apply path stages every
+/// entry of one apply call, then commits once together with the applied log id).
+pub struct ApplyBatch<'s> {
+    store: &'s Store,
+    batch: OwnedWriteBatch,
+    staged: Vec<RevisionKey>,
+    revision: Option<Revision>,
+    compactions: Vec<(Revision, Dropped)>,
+}
+
+impl ApplyBatch<'_> {
+    /// Writes everything staged, the store's revision bookkeeping and `meta` (the caller's
+    /// applied log id) in one atomic fjall batch, then hands dropped versions to the
+    /// compactor. Nothing is fsynced here: the raft log is the durability point and the next
+    /// log flush persists this batch too.
+    ///
+    /// # Errors
+    /// Storage failures, which are fatal for the member.
+    pub fn commit(mut self, meta: impl FnOnce(&mut OwnedWriteBatch)) -> Result<(), StorageError> {
+        let store = self.store;
+        if let Some(revision) = self.revision {
+            self.batch.insert(&store.storage.meta, schema::META_REVISION, revision.0.to_be_bytes());
+        }
+        if let Some((at, _)) = self.compactions.last() {
+            self.batch.insert(&store.storage.meta, schema::META_COMPACT_REVISION, at.0.to_be_bytes());
+        }
+        meta(&mut self.batch);
+        self.batch.commit()?;
+        {
+            let mut staged = store.write_staged();
+            for rev in &self.staged {
+                staged.remove(rev);
+            }
+        }
+        // Only now: the compactor must never delete a version before the batch that wrote it.
+        for (at, dropped) in self.compactions {
             store.compactor.schedule(at, dropped)?;
         }
-        Ok(Committed {
-            revision,
-            changes: self.changes,
-        })
+        Ok(())
     }
 }
 

@@ -15,6 +15,7 @@ use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use super::types::{LogId, Snapshot, SnapshotData, SnapshotMeta, StoredMembership, TypeConfig};
 use crate::apply::Applier;
 use crate::apply::command::Response;
+use crate::limits::APPLY_BATCH_ENTRIES_MAX;
 use crate::storage::{Storage, schema};
 
 /// The state machine handed to openraft.
@@ -79,33 +80,44 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok((self.applied, self.membership.clone()))
     }
 
-    async fn apply<Strm>(&mut self, mut entries: Strm) -> io::Result<()>
+    async fn apply<Strm>(&mut self, entries: Strm) -> io::Result<()>
     where
         Strm: Stream<Item = io::Result<EntryResponder<TypeConfig>>> + Unpin + OptionalSend,
     {
-        while let Some(item) = entries.next().await {
-            let (entry, responder) = item?;
-            let log_id = entry.log_id;
-            let response = match entry.payload {
-                EntryPayload::Normal(command) => {
-                    let meta = self.meta_writer(&log_id, false)?;
-                    self.applier.apply(&command, meta).map_err(io::Error::other)?
+        // Entries already available are applied as one batch: one fjall write for all of them
+        // and the last applied log id, then every responder is answered.
+        let mut chunks = entries.ready_chunks(APPLY_BATCH_ENTRIES_MAX);
+        while let Some(chunk) = chunks.next().await {
+            let store = self.applier.store().clone();
+            let mut batch = store.batch();
+            let mut replies = Vec::with_capacity(chunk.len());
+            let mut last = None;
+            let mut membership_changed = false;
+            for item in chunk {
+                let (entry, responder) = item?;
+                let log_id = entry.log_id;
+                let response = match entry.payload {
+                    EntryPayload::Normal(command) => {
+                        self.applier.apply(&command, &mut batch).map_err(io::Error::other)?
+                    }
+                    EntryPayload::Blank => Response::default(),
+                    EntryPayload::Membership(m) => {
+                        self.membership = StoredMembership::new(Some(log_id), m);
+                        membership_changed = true;
+                        Response::default()
+                    }
+                };
+                last = Some(log_id);
+                replies.push((responder, response));
+            }
+            if let Some(log_id) = last {
+                batch.commit(self.meta_writer(&log_id, membership_changed)?).map_err(io::Error::other)?;
+                self.applied = Some(log_id);
+            }
+            for (responder, response) in replies {
+                if let Some(r) = responder {
+                    r.send(response);
                 }
-                EntryPayload::Blank => {
-                    let meta = self.meta_writer(&log_id, false)?;
-                    self.applier.apply_noop(meta).map_err(io::Error::other)?;
-                    Response::default()
-                }
-                EntryPayload::Membership(m) => {
-                    self.membership = StoredMembership::new(Some(log_id), m);
-                    let meta = self.meta_writer(&log_id, true)?;
-                    self.applier.apply_noop(meta).map_err(io::Error::other)?;
-                    Response::default()
-                }
-            };
-            self.applied = Some(log_id);
-            if let Some(r) = responder {
-                r.send(response);
             }
         }
         Ok(())

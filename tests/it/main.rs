@@ -1,6 +1,16 @@
 //! One integration-test binary (each `tests/*.rs` file would link the whole dependency graph
 //! again). Modules drive the built `mainstay` binary, and the real etcd where a test compares.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: failing loudly is the point"
+)]
+
 mod crash;
+mod differential;
+mod etcdctl;
 mod harness;
 mod kv;
+mod service;
