@@ -143,7 +143,8 @@ fn identity(config: &Config, storage: &Storage) -> anyhow::Result<(MemberId, Clu
 }
 
 async fn router(ctx: Ctx, config: &Config) -> axum::Router {
-    let max_recv = usize::try_from(config.max_request_bytes.saturating_add(GRPC_OVERHEAD_BYTES)).unwrap_or(usize::MAX);
+    let max_recv =
+        usize::try_from(config.max_request_bytes.saturating_add(GRPC_OVERHEAD_BYTES)).unwrap_or(usize::MAX);
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_service_status("", tonic_health::ServingStatus::Serving)
@@ -163,8 +164,9 @@ async fn router(ctx: Ctx, config: &Config) -> axum::Router {
     )
     .add_service(AuthServer::new(AuthService).max_decoding_message_size(max_recv))
     .add_service(health_service);
-    crate::http::routes(routes.into_axum_router(), ctx)
-        .layer(axum::middleware::map_response(crate::api::interceptor::grpc_go_errors))
+    crate::http::routes(routes.into_axum_router(), ctx).layer(axum::middleware::map_response(
+        crate::api::interceptor::grpc_go_errors,
+    ))
 }
 
 async fn bind(url: &url::Url) -> anyhow::Result<TcpListener> {

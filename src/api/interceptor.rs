@@ -8,13 +8,18 @@ use tonic::{Code, Status};
 /// `grpc: received message larger than max (N vs. M)` with code ResourceExhausted, as etcd
 /// answers a request above `--max-request-bytes` + 512 KiB (etcd-compat.md §2.11).
 pub async fn grpc_go_errors(mut response: Response) -> Response {
-    let Some(status) = Status::from_header_map(response.headers()) else { return response };
+    let Some(status) = Status::from_header_map(response.headers()) else {
+        return response;
+    };
     if status.code() != Code::OutOfRange {
         return response;
     }
-    let Some((found, limit)) = oversize_numbers(status.message()) else { return response };
-    let rewritten =
-        Status::resource_exhausted(format!("grpc: received message larger than max ({found} vs. {limit})"));
+    let Some((found, limit)) = oversize_numbers(status.message()) else {
+        return response;
+    };
+    let rewritten = Status::resource_exhausted(format!(
+        "grpc: received message larger than max ({found} vs. {limit})"
+    ));
     // `add_header` only fails for messages that cannot be encoded; this one always can.
     if rewritten.add_header(response.headers_mut()).is_err() {
         tracing::debug!("could not rewrite an oversize gRPC status");

@@ -262,7 +262,11 @@ mod tests {
     #[test]
     fn nested_txns_get_what_is_left_of_the_op_limit() {
         let puts = |n: usize| (0..n).map(|i| put_op(&format!("k{i}"))).collect::<Vec<_>>();
-        let outer = |inner: usize| TxnRequest { compare: vec![], success: vec![txn_op(puts(inner), vec![])], failure: vec![] };
+        let outer = |inner: usize| TxnRequest {
+            compare: vec![],
+            success: vec![txn_op(puts(inner), vec![])],
+            failure: vec![],
+        };
         assert_eq!(txn(&outer(127), 128), Ok(()));
         assert_eq!(txn(&outer(128), 128), Err(Error::TooManyOps));
     }

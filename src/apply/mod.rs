@@ -9,7 +9,6 @@ pub mod ops;
 
 use std::sync::Arc;
 
-
 use self::command::{COMMAND_FORMAT, Command, Response};
 use self::ops::LeaseLookup;
 use crate::error::{Error, StorageError};
@@ -53,11 +52,20 @@ impl Applier {
             Ok(mut response) => {
                 let committed = txn.stage(batch);
                 if let apply_result::Response::Txn(t) = &mut response {
-                    t.header = Some(ResponseHeader { revision: committed.revision.0, ..Default::default() });
+                    t.header = Some(ResponseHeader {
+                        revision: committed.revision.0,
+                        ..Default::default()
+                    });
                 }
-                ApplyResult { error: ApplyErrorCode::ApplyOk as i32, response: Some(response) }
+                ApplyResult {
+                    error: ApplyErrorCode::ApplyOk as i32,
+                    response: Some(response),
+                }
             }
-            Err(code) => ApplyResult { error: code as i32, response: None },
+            Err(code) => ApplyResult {
+                error: code as i32,
+                response: None,
+            },
         };
         Ok(Response(result))
     }

@@ -107,7 +107,12 @@ impl Store {
             current,
             compacted,
         });
-        Ok(Arc::new(Store { storage, state, staged: RwLock::new(HashMap::new()), compactor }))
+        Ok(Arc::new(Store {
+            storage,
+            state,
+            staged: RwLock::new(HashMap::new()),
+            compactor,
+        }))
     }
 
     /// The current store revision.
@@ -170,7 +175,12 @@ impl Store {
     }
 
     fn read_value(&self, rev: RevisionKey) -> Result<KeyValue, Error> {
-        if let Some(kv) = self.staged.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(&rev) {
+        if let Some(kv) = self
+            .staged
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&rev)
+        {
             return Ok(kv.clone());
         }
         // The version may have been deleted by a compaction that ran after the index lookup:
@@ -197,7 +207,9 @@ impl Store {
     }
 
     fn write_staged(&self) -> RwLockWriteGuard<'_, HashMap<RevisionKey, KeyValue>> {
-        self.staged.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.staged
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn read_state(&self) -> RwLockReadGuard<'_, State> {
@@ -462,14 +474,22 @@ impl WriteTxn<'_> {
             let mut staged = store.write_staged();
             for (sub, change) in self.changes.iter().enumerate() {
                 let rev = RevisionKey::new(revision, sub as i64);
-                batch.batch.insert(&store.storage.kv, rev.encode(change.tombstone), change.kv.encode_to_vec());
+                batch.batch.insert(
+                    &store.storage.kv,
+                    rev.encode(change.tombstone),
+                    change.kv.encode_to_vec(),
+                );
                 staged.insert(rev, change.kv.clone());
                 batch.staged.push(rev);
             }
         }
         let mut state = store.write_state();
         for (sub, change) in self.changes.iter().enumerate() {
-            state.index.insert(change.kv.key.clone(), RevisionKey::new(revision, sub as i64), change.tombstone);
+            state.index.insert(
+                change.kv.key.clone(),
+                RevisionKey::new(revision, sub as i64),
+                change.tombstone,
+            );
         }
         if !self.changes.is_empty() {
             state.current = revision;
@@ -479,7 +499,10 @@ impl WriteTxn<'_> {
             state.compacted = at;
             batch.compactions.push((at, state.index.compact(at)));
         }
-        Committed { revision, changes: self.changes }
+        Committed {
+            revision,
+            changes: self.changes,
+        }
     }
 }
 
@@ -504,10 +527,18 @@ impl ApplyBatch<'_> {
     pub fn commit(mut self, meta: impl FnOnce(&mut OwnedWriteBatch)) -> Result<(), StorageError> {
         let store = self.store;
         if let Some(revision) = self.revision {
-            self.batch.insert(&store.storage.meta, schema::META_REVISION, revision.0.to_be_bytes());
+            self.batch.insert(
+                &store.storage.meta,
+                schema::META_REVISION,
+                revision.0.to_be_bytes(),
+            );
         }
         if let Some((at, _)) = self.compactions.last() {
-            self.batch.insert(&store.storage.meta, schema::META_COMPACT_REVISION, at.0.to_be_bytes());
+            self.batch.insert(
+                &store.storage.meta,
+                schema::META_COMPACT_REVISION,
+                at.0.to_be_bytes(),
+            );
         }
         meta(&mut self.batch);
         self.batch.commit()?;

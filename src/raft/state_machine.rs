@@ -97,9 +97,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 let (entry, responder) = item?;
                 let log_id = entry.log_id;
                 let response = match entry.payload {
-                    EntryPayload::Normal(command) => {
-                        self.applier.apply(&command, &mut batch).map_err(io::Error::other)?
-                    }
+                    EntryPayload::Normal(command) => self
+                        .applier
+                        .apply(&command, &mut batch)
+                        .map_err(io::Error::other)?,
                     EntryPayload::Blank => Response::default(),
                     EntryPayload::Membership(m) => {
                         self.membership = StoredMembership::new(Some(log_id), m);
@@ -111,7 +112,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 replies.push((responder, response));
             }
             if let Some(log_id) = last {
-                batch.commit(self.meta_writer(&log_id, membership_changed)?).map_err(io::Error::other)?;
+                batch
+                    .commit(self.meta_writer(&log_id, membership_changed)?)
+                    .map_err(io::Error::other)?;
                 self.applied = Some(log_id);
             }
             for (responder, response) in replies {

@@ -130,12 +130,11 @@ impl Server {
                     self.log_text()
                 );
             }
-            if let Ok(mut m) = MaintenanceClient::connect(self.endpoint()).await {
-                if let Ok(resp) = m.status(StatusRequest {}).await {
-                    if resp.into_inner().leader != 0 {
-                        return;
-                    }
-                }
+            if let Ok(mut m) = MaintenanceClient::connect(self.endpoint()).await
+                && let Ok(resp) = m.status(StatusRequest {}).await
+                && resp.into_inner().leader != 0
+            {
+                return;
             }
             assert!(
                 Instant::now() < deadline,

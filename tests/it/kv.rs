@@ -403,7 +403,10 @@ async fn oversized_requests_are_refused_and_the_server_keeps_serving() {
     let huge = vec![b'x'; 2_200_000];
     let e = kv.put(put(b"huge", &huge)).await.unwrap_err();
     assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
-    assert_eq!(e.message(), "grpc: received message larger than max (2200011 vs. 2097152)");
+    assert_eq!(
+        e.message(),
+        "grpc: received message larger than max (2200011 vs. 2097152)"
+    );
     // Just under the limit works.
     let fits = vec![b'y'; 1_500_000];
     kv.put(put(b"fits", &fits)).await.unwrap();
