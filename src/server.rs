@@ -71,6 +71,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     let raft = RaftNode::start(member, node, &settings, storage.clone(), applier.clone()).await?;
     raft.wait_for_leader(LEADER_WAIT).await?;
+    // etcd logs these two lines once the member is part of the cluster; tools that start etcd
+    // and wait for them (etcd's own e2e suite among them) work unchanged.
+    tracing::info!(cluster_version = "3.5", "enabled capabilities for version 3.5");
+    tracing::info!(member_id = %member, name = %config.name, "published local member to cluster through raft");
     let ctx = Ctx {
         raft: raft.clone(),
         store,
