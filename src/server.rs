@@ -19,8 +19,8 @@ use crate::api::unimplemented::{AuthService, LeaseService, WatchService};
 use crate::api::{Ctx, Limits};
 use crate::apply::Applier;
 use crate::apply::ops::NoLeases;
-use crate::cluster::ids::{cluster_id, member_id, url_string};
-use crate::config::Config;
+use crate::cluster::ids::{cluster_id, member_id};
+use crate::config::{ClusterState, Config, go_url};
 use crate::config::limits::GRPC_OVERHEAD_BYTES;
 use crate::limits::GRPC_CONCURRENT_STREAMS_MAX;
 use crate::mvcc::Store;
@@ -52,13 +52,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(member_id = %member, cluster_id = %cluster, data_dir = %config.data_dir.display(), "starting member");
     let store = Store::open(storage.clone())?;
     let applier = Arc::new(Applier::new(store.clone(), Box::new(NoLeases)));
-    let client_urls: Vec<String> = config.advertise_client_urls.iter().map(url_string).collect();
+    let client_urls: Vec<String> = config.advertise_client_urls.iter().map(go_url).collect();
     let node = MemberNode {
         name: config.name.clone(),
         peer_urls: config
             .initial_advertise_peer_urls
             .iter()
-            .map(url_string)
+            .map(go_url)
             .collect(),
         client_urls: client_urls.clone(),
     };
@@ -92,7 +92,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut tasks = JoinSet::new();
     for url in &config.listen_client_urls {
         let listener = bind(url).await?;
-        tracing::info!(address = %url_string(url), "serving client requests (gRPC and HTTP)");
+        tracing::info!(address = %go_url(url), "serving client requests (gRPC and HTTP)");
         tasks.spawn(serve(listener, router.clone()));
     }
     tracing::info!(member_id = %member, "ready to serve client requests");
@@ -114,26 +114,17 @@ fn identity(config: &Config, storage: &Storage) -> anyhow::Result<(MemberId, Clu
     if let (Some(m), Some(c)) = stored {
         return Ok((MemberId(m as u64), ClusterId(c as u64)));
     }
+    if config.initial_cluster_state == ClusterState::Existing {
+        bail!("--initial-cluster-state=existing: joining an existing cluster is not supported yet");
+    }
     let mut names: Vec<&str> = config.initial_cluster.iter().map(|(n, _)| n.as_str()).collect();
+    names.sort_unstable();
     names.dedup();
     if names.len() > 1 {
-        bail!(
-            "--initial-cluster names {} members; multi-member clusters are not supported yet",
-            names.len()
-        );
+        bail!("--initial-cluster names {} members; multi-member clusters are not supported yet", names.len());
     }
-    let own: Vec<String> = config
-        .initial_cluster
-        .iter()
-        .filter(|(n, _)| *n == config.name)
-        .map(|(_, u)| url_string(u))
-        .collect();
-    if own.is_empty() {
-        bail!(
-            "couldn't find local name {:?} in the initial cluster configuration",
-            config.name
-        );
-    }
+    config.verify_bootstrap()?;
+    let own: Vec<String> = config.own_initial_peer_urls().into_iter().map(go_url).collect();
     let member = member_id(&own, &config.initial_cluster_token, None);
     let cluster = cluster_id(&[member]);
     storage

@@ -34,17 +34,6 @@ fn first_u64(digest: &[u8]) -> u64 {
     u64::from_be_bytes(b)
 }
 
-/// A URL as etcd prints it: `scheme://host:port` with no trailing slash (Go's `url.URL.String`
-/// for etcd's path-less URLs; the `url` crate would add `/`).
-pub fn url_string(u: &url::Url) -> String {
-    let s = u.as_str();
-    if u.path() == "/" && u.query().is_none() && u.fragment().is_none() {
-        s.trim_end_matches('/').to_string()
-    } else {
-        s.to_string()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,11 +52,5 @@ mod tests {
         let a = member_id(&["http://b:2380".into(), "http://a:2380".into()], "t", None);
         let b = member_id(&["http://a:2380".into(), "http://b:2380".into()], "t", None);
         assert_eq!(a, b);
-    }
-
-    #[test]
-    fn url_string_has_no_trailing_slash() {
-        let u = url::Url::parse("http://localhost:2380").unwrap();
-        assert_eq!(url_string(&u), "http://localhost:2380");
     }
 }
