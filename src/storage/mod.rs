@@ -104,9 +104,10 @@ impl Storage {
         Ok(())
     }
 
-    /// Bytes the database occupies on disk (tables, blobs and journals).
+    /// Bytes the database's files occupy (sum of file sizes under its directory: tables, blobs,
+    /// journals, metadata). etcd reports its bbolt file size the same way in Status `dbSize`.
     pub fn disk_bytes(&self) -> u64 {
-        self.db.disk_space().unwrap_or(0)
+        dir_bytes(&self.path)
     }
 
     /// The database directory.
@@ -131,6 +132,18 @@ impl Storage {
                 }),
         }
     }
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
 }
 
 #[cfg(test)]
