@@ -24,4 +24,5 @@ pub mod proto;
 pub mod raft;
 pub mod server;
 pub mod storage;
+pub mod transport;
 pub mod types;

@@ -20,8 +20,8 @@ use crate::api::{Ctx, Limits};
 use crate::apply::Applier;
 use crate::apply::ops::NoLeases;
 use crate::cluster::ids::{cluster_id, member_id};
-use crate::config::{ClusterState, Config, go_url};
 use crate::config::limits::GRPC_OVERHEAD_BYTES;
+use crate::config::{ClusterState, Config, go_url};
 use crate::limits::GRPC_CONCURRENT_STREAMS_MAX;
 use crate::mvcc::Store;
 use crate::proto::etcdserverpb::auth_server::AuthServer;
@@ -33,6 +33,7 @@ use crate::proto::etcdserverpb::watch_server::WatchServer;
 use crate::raft::types::MemberNode;
 use crate::raft::{RaftNode, RaftSettings};
 use crate::storage::{Storage, schema};
+use crate::transport::h2_authority::AuthoritySanitizer;
 use crate::types::{ClusterId, MemberId};
 
 /// How long start-up waits for the single member to elect itself.
@@ -55,11 +56,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let client_urls: Vec<String> = config.advertise_client_urls.iter().map(go_url).collect();
     let node = MemberNode {
         name: config.name.clone(),
-        peer_urls: config
-            .initial_advertise_peer_urls
-            .iter()
-            .map(go_url)
-            .collect(),
+        peer_urls: config.initial_advertise_peer_urls.iter().map(go_url).collect(),
         client_urls: client_urls.clone(),
     };
     let settings = RaftSettings {
@@ -121,7 +118,10 @@ fn identity(config: &Config, storage: &Storage) -> anyhow::Result<(MemberId, Clu
     names.sort_unstable();
     names.dedup();
     if names.len() > 1 {
-        bail!("--initial-cluster names {} members; multi-member clusters are not supported yet", names.len());
+        bail!(
+            "--initial-cluster names {} members; multi-member clusters are not supported yet",
+            names.len()
+        );
     }
     config.verify_bootstrap()?;
     let own: Vec<String> = config.own_initial_peer_urls().into_iter().map(go_url).collect();
@@ -207,7 +207,7 @@ async fn serve(listener: TcpListener, router: axum::Router) {
                 .http2()
                 .max_concurrent_streams(GRPC_CONCURRENT_STREAMS_MAX);
             if let Err(e) = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .serve_connection_with_upgrades(TokioIo::new(AuthoritySanitizer::new(stream)), service)
                 .await
             {
                 tracing::debug!(peer = %peer, error = %e, "client connection ended with an error");

@@ -271,6 +271,10 @@ fn compaction_physically_deletes_superseded_versions() {
     t.compact(Revision(51)).unwrap();
     t.commit(|_| {}).unwrap();
     futures::executor::block_on(s.wait_compacted(Revision(51)));
-    assert_eq!(stored(&s), 1, "only the live version survives compaction at the current revision");
+    assert_eq!(
+        stored(&s),
+        1,
+        "only the live version survives compaction at the current revision"
+    );
     assert_eq!(get(&s, "hot", 0).unwrap().value, "49");
 }
