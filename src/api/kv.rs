@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::proto::etcdserverpb::kv_server::Kv;
 use crate::proto::etcdserverpb::{
     CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse,
-    RangeRequest, RangeResponse, TxnRequest, TxnResponse,
+    RangeRequest, RangeResponse, ResponseHeader, TxnRequest, TxnResponse,
 };
 use crate::proto::mainstaypb::{apply_result, internal_request};
 use crate::types::Revision;
@@ -26,16 +26,26 @@ impl KvService {
         KvService { ctx }
     }
 
-    async fn propose(&self, request: internal_request::Request) -> Result<apply_result::Response, Error> {
+    /// Proposes `request` and returns the apply response `pick` expects, its header completed.
+    async fn write<T>(
+        &self,
+        request: internal_request::Request,
+        pick: impl FnOnce(apply_result::Response) -> Option<T>,
+        header: impl FnOnce(&mut T) -> &mut Option<ResponseHeader>,
+    ) -> Result<T, Status> {
         let command = Command::new(request);
         if command.encoded_len() as u64 > self.ctx.limits.max_request_bytes {
-            return Err(Error::RequestTooLarge);
+            return Err(Error::RequestTooLarge.into());
         }
         let result = self.ctx.raft.propose(command).await?;
-        result
+        let mut resp = result
             .0
             .response
-            .ok_or_else(|| Error::Internal("apply returned no response".into()))
+            .and_then(pick)
+            .ok_or_else(|| Error::Internal("apply returned no response of the expected kind".into()))?;
+        let h = header(&mut resp);
+        *h = self.ctx.complete(h.take());
+        Ok(resp)
     }
 
     async fn barrier(&self, serializable: bool) -> Result<(), Error> {
@@ -45,10 +55,6 @@ impl KvService {
             self.ctx.raft.read_barrier().await
         }
     }
-}
-
-fn unexpected() -> Status {
-    Error::Internal("apply returned a response of another kind".into()).into()
 }
 
 #[tonic::async_trait]
@@ -66,13 +72,17 @@ impl Kv for KvService {
     async fn put(&self, request: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
         let p = request.into_inner();
         validate::put(&p)?;
-        match self.propose(internal_request::Request::Put(p)).await? {
-            apply_result::Response::Put(mut resp) => {
-                resp.header = self.ctx.complete(resp.header);
-                Ok(Response::new(resp))
-            }
-            _ => Err(unexpected()),
-        }
+        let resp = self
+            .write(
+                internal_request::Request::Put(p),
+                |r| match r {
+                    apply_result::Response::Put(x) => Some(x),
+                    _ => None,
+                },
+                |x| &mut x.header,
+            )
+            .await?;
+        Ok(Response::new(resp))
     }
 
     async fn delete_range(
@@ -81,13 +91,17 @@ impl Kv for KvService {
     ) -> Result<Response<DeleteRangeResponse>, Status> {
         let d = request.into_inner();
         validate::delete_range(&d)?;
-        match self.propose(internal_request::Request::DeleteRange(d)).await? {
-            apply_result::Response::DeleteRange(mut resp) => {
-                resp.header = self.ctx.complete(resp.header);
-                Ok(Response::new(resp))
-            }
-            _ => Err(unexpected()),
-        }
+        let resp = self
+            .write(
+                internal_request::Request::DeleteRange(d),
+                |r| match r {
+                    apply_result::Response::DeleteRange(x) => Some(x),
+                    _ => None,
+                },
+                |x| &mut x.header,
+            )
+            .await?;
+        Ok(Response::new(resp))
     }
 
     async fn txn(&self, request: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
@@ -101,13 +115,17 @@ impl Kv for KvService {
             resp.header = self.ctx.header(view.view_revision());
             return Ok(Response::new(resp));
         }
-        match self.propose(internal_request::Request::Txn(t)).await? {
-            apply_result::Response::Txn(mut resp) => {
-                resp.header = self.ctx.complete(resp.header);
-                Ok(Response::new(resp))
-            }
-            _ => Err(unexpected()),
-        }
+        let resp = self
+            .write(
+                internal_request::Request::Txn(t),
+                |r| match r {
+                    apply_result::Response::Txn(x) => Some(x),
+                    _ => None,
+                },
+                |x| &mut x.header,
+            )
+            .await?;
+        Ok(Response::new(resp))
     }
 
     async fn compact(
@@ -117,15 +135,19 @@ impl Kv for KvService {
         let c = request.into_inner();
         let physical = c.physical;
         let at = Revision(c.revision);
-        match self.propose(internal_request::Request::Compaction(c)).await? {
-            apply_result::Response::Compaction(mut resp) => {
-                if physical {
-                    self.ctx.store.wait_compacted(at).await;
-                }
-                resp.header = self.ctx.complete(resp.header);
-                Ok(Response::new(resp))
-            }
-            _ => Err(unexpected()),
+        let resp = self
+            .write(
+                internal_request::Request::Compaction(c),
+                |r| match r {
+                    apply_result::Response::Compaction(x) => Some(x),
+                    _ => None,
+                },
+                |x| &mut x.header,
+            )
+            .await?;
+        if physical {
+            self.ctx.store.wait_compacted(at).await;
         }
+        Ok(Response::new(resp))
     }
 }
