@@ -18,7 +18,6 @@ pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod http;
-pub mod limits;
 pub mod mvcc;
 pub mod proto;
 pub mod raft;

@@ -7,8 +7,8 @@ use std::sync::mpsc::{SyncSender, sync_channel};
 use tokio::sync::watch;
 
 use super::key_index::IndexEntry;
+use crate::config::limits::{COMPACTION_BATCH_KEYS_MAX, COMPACTION_QUEUE_MAX};
 use crate::error::StorageError;
-use crate::limits::{COMPACTION_BATCH_KEYS_MAX, COMPACTION_QUEUE_MAX};
 use crate::storage::Storage;
 use crate::types::Revision;
 

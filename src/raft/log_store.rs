@@ -14,7 +14,7 @@ use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader};
 
 use super::types::{Entry, LogId, TypeConfig, Vote};
-use crate::limits::LOG_FLUSH_QUEUE_MAX;
+use crate::config::limits::LOG_FLUSH_QUEUE_MAX;
 use crate::storage::{Storage, schema};
 
 type Flush = IOFlushed<TypeConfig>;

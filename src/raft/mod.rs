@@ -23,6 +23,7 @@ use self::state_machine::StateMachine;
 use self::types::{MemberNode, Raft};
 use crate::apply::command::{Command, Response};
 use crate::apply::{Applier, code_to_error};
+use crate::config::limits::APPLY_BACKLOG_ENTRIES_MAX;
 use crate::error::Error;
 use crate::storage::Storage;
 use crate::types::MemberId;
@@ -82,8 +83,8 @@ impl RaftNode {
             members.insert(member_id.0, member);
             raft.initialize(members).await?;
         }
-        let request_timeout =
-            Duration::from_secs(crate::limits::REQUEST_TIMEOUT_SECS_BASE) + 2 * settings.election_timeout;
+        let request_timeout = Duration::from_secs(crate::config::limits::REQUEST_TIMEOUT_SECS_BASE)
+            + 2 * settings.election_timeout;
         Ok(RaftNode {
             raft,
             member_id,
@@ -107,10 +108,17 @@ impl RaftNode {
     /// (its log entry fsynced) and applied.
     ///
     /// # Errors
-    /// `NoLeader` when there is no leader, `Timeout` after the request timeout (etcd:
+    /// `TooManyRequests` when more than 5000 committed entries wait to be applied, `NoLeader`
+    /// when there is no leader, `Timeout` after the request timeout (etcd:
     /// `etcdserver: request timed out`), `Stopped` when raft has shut down, and the request
     /// error that apply decided (e.g. `KeyNotFound`).
     pub async fn propose(&self, command: Command) -> Result<Response, Error> {
+        // etcd refuses new proposals while the apply backlog exceeds 5000 entries
+        // (v3_server.go processInternalRaftRequestOnce: `etcdserver: too many requests`).
+        let (committed, applied) = self.indexes();
+        if committed.saturating_sub(applied) > APPLY_BACKLOG_ENTRIES_MAX {
+            return Err(Error::TooManyRequests);
+        }
         let write = tokio::time::timeout(self.request_timeout, self.raft.client_write(command));
         let resp = match write.await {
             Err(_) => return Err(Error::Timeout),

@@ -15,7 +15,7 @@ use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use super::types::{LogId, Snapshot, SnapshotData, SnapshotMeta, StoredMembership, TypeConfig};
 use crate::apply::Applier;
 use crate::apply::command::Response;
-use crate::limits::APPLY_BATCH_ENTRIES_MAX;
+use crate::config::limits::APPLY_BATCH_ENTRIES_MAX;
 use crate::storage::{Storage, schema};
 
 /// The state machine handed to openraft.

@@ -46,7 +46,7 @@ impl Storage {
         let db = Database::builder(&path)
             // We decide when the journal is fsynced: after raft appends and votes (group commit).
             .manual_journal_persist(true)
-            .cache_size(crate::limits::STORAGE_CACHE_BYTES)
+            .cache_size(crate::config::limits::STORAGE_CACHE_BYTES)
             .open()?;
         let raft_log = db.keyspace(schema::KEYSPACE_RAFT_LOG, KeyspaceCreateOptions::default)?;
         let raft_meta = db.keyspace(schema::KEYSPACE_RAFT_META, KeyspaceCreateOptions::default)?;
