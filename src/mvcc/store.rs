@@ -79,40 +79,32 @@ impl Store {
     /// # Errors
     /// [`StorageError::Corrupt`] when a stored revision key or value does not decode.
     pub fn open(storage: Storage) -> Result<Arc<Store>, StorageError> {
-        let mut index = KeyIndex::default();
-        let mut newest = 0i64;
-        for item in storage.kv.iter() {
-            let (k, v) = item.into_inner()?;
-            let (rev, tombstone) = RevisionKey::decode(&k)
-                .ok_or_else(|| StorageError::Corrupt(format!("bad revision key {k:?}")))?;
-            let kv = KeyValue::decode(v.as_ref())
-                .map_err(|e| StorageError::Corrupt(format!("revision {}: {e}", rev.main)))?;
-            index.insert(kv.key, rev, tombstone);
-            newest = newest.max(rev.main);
-        }
-        let compacted = Revision(
-            storage
-                .meta_i64(schema::META_COMPACT_REVISION)?
-                .unwrap_or(NEVER_COMPACTED.0),
-        );
-        let recorded = storage.meta_i64(schema::META_REVISION)?.unwrap_or(0);
-        let current = Revision(newest.max(recorded).max(compacted.0).max(Revision::INITIAL.0));
         let compactor = Compactor::start(storage.clone())?;
-        if compacted.0 > 0 {
-            let dropped = index.compact(compacted);
-            compactor.schedule(compacted, dropped)?;
+        let (state, dropped) = load(&storage)?;
+        if let Some((at, dropped)) = dropped {
+            compactor.schedule(at, dropped)?;
         }
-        let state = RwLock::new(State {
-            index,
-            current,
-            compacted,
-        });
         Ok(Arc::new(Store {
             storage,
-            state,
+            state: RwLock::new(state),
             staged: RwLock::new(HashMap::new()),
             compactor,
         }))
+    }
+
+    /// Rebuilds the in-memory state from disk after the data was replaced underneath (a raft
+    /// snapshot was installed). Only the apply path calls this, between batches.
+    ///
+    /// # Errors
+    /// As [`Store::open`].
+    pub fn reload(&self) -> Result<(), StorageError> {
+        let (state, dropped) = load(&self.storage)?;
+        *self.write_state() = state;
+        self.write_staged().clear();
+        if let Some((at, dropped)) = dropped {
+            self.compactor.schedule(at, dropped)?;
+        }
+        Ok(())
     }
 
     /// The current store revision.
@@ -223,6 +215,38 @@ impl Store {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// Scans the `kv` keyspace into a fresh index and resumes the recorded compaction; returns the
+/// state and the versions that compaction still has to delete.
+fn load(storage: &Storage) -> Result<(State, Option<(Revision, Dropped)>), StorageError> {
+    let mut index = KeyIndex::default();
+    let mut newest = 0i64;
+    for item in storage.kv.iter() {
+        let (k, v) = item.into_inner()?;
+        let (rev, tombstone) = RevisionKey::decode(&k)
+            .ok_or_else(|| StorageError::Corrupt(format!("bad revision key {k:?}")))?;
+        let kv = KeyValue::decode(v.as_ref())
+            .map_err(|e| StorageError::Corrupt(format!("revision {}: {e}", rev.main)))?;
+        index.insert(kv.key, rev, tombstone);
+        newest = newest.max(rev.main);
+    }
+    let compacted = Revision(
+        storage
+            .meta_i64(schema::META_COMPACT_REVISION)?
+            .unwrap_or(NEVER_COMPACTED.0),
+    );
+    let recorded = storage.meta_i64(schema::META_REVISION)?.unwrap_or(0);
+    let current = Revision(newest.max(recorded).max(compacted.0).max(Revision::INITIAL.0));
+    let dropped = (compacted.0 > 0).then(|| (compacted, index.compact(compacted)));
+    Ok((
+        State {
+            index,
+            current,
+            compacted,
+        },
+        dropped,
+    ))
 }
 
 fn check_read_revision(requested: i64, current: Revision, compacted: Revision) -> Result<Revision, Error> {

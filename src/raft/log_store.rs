@@ -32,11 +32,19 @@ impl LogStore {
     /// # Errors
     /// When the thread cannot be spawned.
     pub fn open(storage: Storage) -> io::Result<LogStore> {
+        let durable = storage.clone();
+        LogStore::open_with_sync(storage, move || durable.sync().map_err(|e| e.to_string()))
+    }
+
+    /// Opens the log with `sync` as the flusher's fsync (tests gate it to observe group commit).
+    fn open_with_sync(
+        storage: Storage,
+        sync: impl FnMut() -> Result<(), String> + Send + 'static,
+    ) -> io::Result<LogStore> {
         let (flushes, rx) = sync_channel(LOG_FLUSH_QUEUE_MAX);
-        let s = storage.clone();
         std::thread::Builder::new()
             .name("raft-log-flush".into())
-            .spawn(move || flusher(&s, &rx))?;
+            .spawn(move || flusher(sync, &rx))?;
         Ok(LogStore { storage, flushes })
     }
 
@@ -70,15 +78,17 @@ fn corrupt(what: &[u8], e: impl std::fmt::Display) -> io::Error {
     )
 }
 
-fn flusher(storage: &Storage, rx: &Receiver<Flush>) {
+/// The group-commit loop: waits for one flush request, takes every other request queued
+/// meanwhile, fsyncs once and completes them all in submission order.
+fn flusher(mut sync: impl FnMut() -> Result<(), String>, rx: &Receiver<Flush>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         batch.extend(rx.try_iter());
-        let result = storage.sync();
+        let result = sync();
         for callback in batch {
             callback.io_completed(match &result {
                 Ok(()) => Ok(()),
-                Err(e) => Err(io::Error::other(e.to_string())),
+                Err(e) => Err(io::Error::other(e.clone())),
             });
         }
     }
@@ -190,5 +200,83 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             batch.remove(&self.storage.raft_log, item.key().map_err(io::Error::other)?);
         }
         batch.commit().map_err(io::Error::other)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::mpsc::channel;
+
+    use openraft::entry::RaftEntry;
+    use openraft::type_config::TypeConfigExt;
+
+    use super::*;
+
+    fn entry(index: u64) -> Entry {
+        Entry::new_blank(openraft::LogId::new_term_index(1, index))
+    }
+
+    #[tokio::test]
+    async fn appends_arriving_during_an_fsync_share_the_next_fsync() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path()).unwrap();
+        let (started_tx, started_rx) = channel::<()>();
+        let (release_tx, release_rx) = channel::<()>();
+        let syncs = Arc::new(AtomicUsize::new(0));
+        let counted = syncs.clone();
+        let mut log = LogStore::open_with_sync(storage, move || {
+            let _ = started_tx.send(());
+            release_rx.recv().map_err(|e| e.to_string())?;
+            counted.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        })
+        .unwrap();
+        let mut done = Vec::new();
+        let (tx, rx) = TypeConfig::oneshot();
+        log.append([entry(1)], IOFlushed::signal(tx)).await.unwrap();
+        done.push(rx);
+        started_rx.recv().unwrap(); // the first fsync is now in flight
+        for i in 2..=11 {
+            let (tx, rx) = TypeConfig::oneshot();
+            // Returns at once although the previous fsync has not finished.
+            log.append([entry(i)], IOFlushed::signal(tx)).await.unwrap();
+            done.push(rx);
+        }
+        release_tx.send(()).unwrap();
+        release_tx.send(()).unwrap();
+        for rx in done {
+            rx.await.unwrap().unwrap();
+        }
+        assert_eq!(syncs.load(Ordering::SeqCst), 2, "eleven appends, two fsyncs");
+        let read = log.try_get_log_entries(1..=11).await.unwrap();
+        assert_eq!(read.len(), 11);
+    }
+
+    #[tokio::test]
+    async fn vote_and_log_state_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut log = LogStore::open(Storage::open(dir.path()).unwrap()).unwrap();
+            let (tx, rx) = TypeConfig::oneshot();
+            log.append([entry(1), entry(2)], IOFlushed::signal(tx))
+                .await
+                .unwrap();
+            rx.await.unwrap().unwrap();
+            log.save_vote(&Vote::new(1, 7)).await.unwrap();
+        }
+        let mut log = LogStore::open(Storage::open(dir.path()).unwrap()).unwrap();
+        assert_eq!(log.read_vote().await.unwrap(), Some(Vote::new(1, 7)));
+        let state = log.get_log_state().await.unwrap();
+        assert_eq!(state.last_log_id.map(|l| l.index), Some(2));
+        log.truncate_after(Some(openraft::LogId::new_term_index(1, 1)))
+            .await
+            .unwrap();
+        log.purge(openraft::LogId::new_term_index(1, 1)).await.unwrap();
+        let state = log.get_log_state().await.unwrap();
+        assert_eq!(state.last_purged_log_id.map(|l| l.index), Some(1));
+        assert_eq!(state.last_log_id.map(|l| l.index), Some(1));
+        assert!(log.try_get_log_entries(0..10).await.unwrap().is_empty());
     }
 }

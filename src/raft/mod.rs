@@ -6,6 +6,7 @@
 
 pub mod log_store;
 pub mod network;
+pub mod snapshot;
 pub mod state_machine;
 pub mod types;
 
@@ -207,5 +208,45 @@ impl RaftNode {
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(error = %e, "raft shutdown");
         }
+    }
+}
+
+#[cfg(test)]
+mod suite_test {
+    //! openraft's own storage conformance suite on our log store and state machine
+    //! (style.md §8.5 rule 13).
+
+    use std::sync::Arc;
+
+    use openraft::StorageError;
+    use openraft::testing::log::{StoreBuilder, Suite};
+
+    use super::log_store::LogStore;
+    use super::state_machine::StateMachine;
+    use super::types::TypeConfig;
+    use crate::apply::Applier;
+    use crate::apply::ops::NoLeases;
+    use crate::mvcc::Store;
+    use crate::storage::Storage;
+
+    struct Builder;
+
+    impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Builder {
+        async fn build(
+            &self,
+        ) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError<TypeConfig>> {
+            let dir = tempfile::tempdir().unwrap();
+            let storage = Storage::open(dir.path()).unwrap();
+            let store = Store::open(storage.clone()).unwrap();
+            let applier = Arc::new(Applier::new(store, Box::new(NoLeases)));
+            let log = LogStore::open(storage.clone()).unwrap();
+            let sm = StateMachine::open(storage, applier).unwrap();
+            Ok((dir, log, sm))
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn openraft_storage_suite_passes() {
+        Suite::test_all(Builder).await.unwrap();
     }
 }

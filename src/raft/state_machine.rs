@@ -12,6 +12,7 @@ use futures::{Stream, StreamExt};
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 
+use super::snapshot;
 use super::types::{LogId, Snapshot, SnapshotData, SnapshotMeta, StoredMembership, TypeConfig};
 use crate::apply::Applier;
 use crate::apply::command::Response;
@@ -127,8 +128,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
+        // Taken on the state-machine task between apply batches, so the fjall view and the
+        // applied log id describe the same point.
         SnapshotBuilder {
             storage: self.storage.clone(),
+            view: self.storage.db.snapshot(),
             meta: SnapshotMeta {
                 last_log_id: self.applied,
                 last_membership: self.membership.clone(),
@@ -136,18 +140,37 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
     }
 
-    async fn install_snapshot(&mut self, _meta: &SnapshotMeta, _snapshot: SnapshotData) -> io::Result<()> {
-        // A single voter never receives a snapshot; streaming the store to another member
-        // arrives with clustering. Refusing is safe: openraft stops rather than diverging.
-        Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "installing a raft snapshot from another member is not supported yet",
-        ))
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: SnapshotData) -> io::Result<()> {
+        let bytes = snapshot.into_inner();
+        let storage = self.storage.clone();
+        let installed = tokio::task::spawn_blocking(move || {
+            let installed = snapshot::install(&storage, &bytes)?;
+            snapshot::save(&storage.raft_snapshot_path(), &bytes)?;
+            Ok::<_, io::Error>(installed)
+        })
+        .await
+        .map_err(io::Error::other)??;
+        if installed.last_log_id != meta.last_log_id {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "raft snapshot metadata does not match its data",
+            ));
+        }
+        self.applier.store().reload().map_err(io::Error::other)?;
+        self.applied = installed.last_log_id;
+        self.membership = installed.last_membership;
+        Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> io::Result<Option<Snapshot>> {
-        // None makes openraft rebuild one through `build_snapshot` when it needs it.
-        Ok(None)
+        let Some(bytes) = snapshot::load(&self.storage.raft_snapshot_path())? else {
+            return Ok(None);
+        };
+        let (meta, _) = snapshot::decode(&bytes)?;
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: SnapshotData::new(bytes),
+        }))
     }
 }
 
@@ -155,6 +178,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 /// entries it covers (etcd force-commits its backend before a snapshot for the same reason).
 pub struct SnapshotBuilder {
     storage: Storage,
+    view: fjall::Snapshot,
     meta: SnapshotMeta,
 }
 
@@ -163,12 +187,19 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
 
     async fn build_snapshot(&mut self) -> io::Result<Snapshot> {
         let storage = self.storage.clone();
-        tokio::task::spawn_blocking(move || storage.sync().map_err(io::Error::other))
-            .await
-            .map_err(io::Error::other)??;
+        let view = self.view.clone();
+        let meta = self.meta.clone();
+        let bytes = tokio::task::spawn_blocking(move || {
+            storage.sync().map_err(io::Error::other)?;
+            let bytes = snapshot::export(&storage, &view, &meta)?;
+            snapshot::save(&storage.raft_snapshot_path(), &bytes)?;
+            Ok::<_, io::Error>(bytes)
+        })
+        .await
+        .map_err(io::Error::other)??;
         Ok(Snapshot {
             meta: self.meta.clone(),
-            snapshot: SnapshotData::default(),
+            snapshot: SnapshotData::new(bytes),
         })
     }
 }

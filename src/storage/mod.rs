@@ -110,6 +110,11 @@ impl Storage {
         dir_bytes(&self.path)
     }
 
+    /// Where the last raft snapshot image is kept (next to the database directory).
+    pub fn raft_snapshot_path(&self) -> PathBuf {
+        self.path.with_file_name(schema::RAFT_SNAPSHOT_FILE)
+    }
+
     /// The database directory.
     pub fn path(&self) -> &Path {
         &self.path

@@ -10,6 +10,9 @@ pub const FORMAT_VERSION: u32 = 1;
 /// Sub-directory of `--data-dir` holding the fjall database.
 pub const DB_DIR: &str = "mainstay";
 
+/// File next to [`DB_DIR`] holding the last raft snapshot image (`raft::snapshot` format).
+pub const RAFT_SNAPSHOT_FILE: &str = "mainstay-raft.snap";
+
 /// Raft log: key = log index (u64 big-endian), value = postcard-encoded openraft entry.
 pub const KEYSPACE_RAFT_LOG: &str = "raft_log";
 /// Raft hard state: keys [`RAFT_META_VOTE`], [`RAFT_META_COMMITTED`], [`RAFT_META_PURGED`].
