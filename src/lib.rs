@@ -25,3 +25,4 @@ pub mod server;
 pub mod storage;
 pub mod transport;
 pub mod types;
+pub mod watch;

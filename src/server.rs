@@ -15,7 +15,8 @@ use tokio::task::JoinSet;
 use crate::api::cluster::ClusterService;
 use crate::api::kv::KvService;
 use crate::api::maintenance::MaintenanceService;
-use crate::api::unimplemented::{AuthService, LeaseService, WatchService};
+use crate::api::unimplemented::{AuthService, LeaseService};
+use crate::api::watch::WatchService;
 use crate::api::{Ctx, Limits};
 use crate::apply::Applier;
 use crate::apply::ops::NoLeases;
@@ -35,6 +36,8 @@ use crate::raft::{RaftNode, RaftSettings};
 use crate::storage::{Storage, schema};
 use crate::transport::h2_authority::AuthoritySanitizer;
 use crate::types::{ClusterId, MemberId};
+use crate::watch::Hub;
+use crate::watch::stream::StreamSettings;
 
 /// How long start-up waits for the single member to elect itself.
 const LEADER_WAIT: Duration = Duration::from_secs(30);
@@ -52,6 +55,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (member, cluster) = identity(&config, &storage)?;
     tracing::info!(member_id = %member, cluster_id = %cluster, data_dir = %config.data_dir.display(), "starting member");
     let store = Store::open(storage.clone())?;
+    let hub = Hub::new(store.committed_revision());
     let applier = Arc::new(Applier::new(store.clone(), Box::new(NoLeases)));
     let client_urls: Vec<String> = config.advertise_client_urls.iter().map(go_url).collect();
     let node = MemberNode {
@@ -66,7 +70,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         snapshot_catchup_entries: crate::config::limits::SNAPSHOT_CATCHUP_ENTRIES_DEFAULT,
         cluster_token: config.initial_cluster_token.clone(),
     };
-    let raft = RaftNode::start(member, node, &settings, storage.clone(), applier.clone()).await?;
+    let raft = RaftNode::start(
+        member,
+        node,
+        &settings,
+        storage.clone(),
+        applier.clone(),
+        hub.clone(),
+    )
+    .await?;
     raft.wait_for_leader(LEADER_WAIT).await?;
     // etcd logs these two lines once the member is part of the cluster; tools that start etcd
     // and wait for them (etcd's own e2e suite among them) work unchanged.
@@ -85,7 +97,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         },
         client_urls,
     };
-    let router = router(ctx, &config).await;
+    let router = router(ctx, hub, &config).await;
     let mut tasks = JoinSet::new();
     for url in &config.listen_client_urls {
         let listener = bind(url).await?;
@@ -137,7 +149,7 @@ fn identity(config: &Config, storage: &Storage) -> anyhow::Result<(MemberId, Clu
     Ok((member, cluster))
 }
 
-async fn router(ctx: Ctx, config: &Config) -> axum::Router {
+async fn router(ctx: Ctx, hub: Arc<Hub>, config: &Config) -> axum::Router {
     let max_recv =
         usize::try_from(config.max_request_bytes.saturating_add(GRPC_OVERHEAD_BYTES)).unwrap_or(usize::MAX);
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
@@ -149,7 +161,18 @@ async fn router(ctx: Ctx, config: &Config) -> axum::Router {
             .max_decoding_message_size(max_recv)
             .max_encoding_message_size(usize::MAX),
     )
-    .add_service(WatchServer::new(WatchService).max_decoding_message_size(max_recv))
+    .add_service(
+        WatchServer::new(WatchService::new(
+            ctx.clone(),
+            hub,
+            StreamSettings {
+                max_response_bytes: max_recv,
+                progress_interval: config.watch_progress_notify_interval,
+            },
+        ))
+        .max_decoding_message_size(max_recv)
+        .max_encoding_message_size(usize::MAX),
+    )
     .add_service(LeaseServer::new(LeaseService).max_decoding_message_size(max_recv))
     .add_service(ClusterServer::new(ClusterService::new(ctx.clone())).max_decoding_message_size(max_recv))
     .add_service(

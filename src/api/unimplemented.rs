@@ -1,4 +1,4 @@
-//! Services whose implementation arrives in later issues (Watch: #3, Lease: #4, Auth: #7).
+//! Services whose implementation arrives in later issues (Lease: #4, Auth: #7).
 //! Every RPC answers gRPC `Unimplemented` — never a silent fake success — and the README's
 //! compatibility table lists them as such.
 
@@ -11,21 +11,6 @@ use crate::error::Error;
 use crate::proto::etcdserverpb as pb;
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
-
-/// The Watch service, not implemented yet.
-pub struct WatchService;
-
-#[tonic::async_trait]
-impl pb::watch_server::Watch for WatchService {
-    type WatchStream = BoxStream<pb::WatchResponse>;
-
-    async fn watch(
-        &self,
-        _r: Request<Streaming<pb::WatchRequest>>,
-    ) -> Result<Response<Self::WatchStream>, Status> {
-        Err(Error::Unimplemented("Watch.Watch").into())
-    }
-}
 
 /// The Lease service, not implemented yet.
 pub struct LeaseService;

@@ -103,3 +103,13 @@ pub const REQUEST_TIMEOUT_SECS_BASE: u64 = 5;
 
 /// Committed entries applied in one fjall batch (entries already delivered together by raft).
 pub const APPLY_BATCH_ENTRIES_MAX: usize = 1024;
+
+/// Committed revisions queued per watch stream before the stream is marked lagging and
+/// replays from the store instead (revisions).
+pub const WATCH_STREAM_REVISIONS_MAX: usize = 1024;
+
+/// Responses queued per watch stream towards gRPC (etcd: 128 per stream).
+pub const WATCH_STREAM_RESPONSES_MAX: usize = 128;
+
+/// Revisions one catch-up response may cover (etcd `watchBatchMaxRevs`).
+pub const WATCH_CATCHUP_REVISIONS_MAX: usize = 1000;

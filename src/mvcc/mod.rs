@@ -11,4 +11,4 @@ pub mod store;
 
 pub use key_range::KeyRange;
 pub use revision::RevisionKey;
-pub use store::{ApplyBatch, Change, Committed, RangeOptions, RangeResult, Store, WriteTxn};
+pub use store::{ApplyBatch, Change, Committed, RangeOptions, RangeResult, RevisionEvents, Store, WriteTxn};

@@ -6,6 +6,7 @@
 //! for the in-memory index update after the batch is committed.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
@@ -57,6 +58,15 @@ pub struct Change {
     pub tombstone: bool,
 }
 
+/// The changes of one revision, in sub-revision order: what watchers receive.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RevisionEvents {
+    /// The store revision.
+    pub revision: Revision,
+    /// Its changes (a PUT carries the full KeyValue, a DELETE only key and mod_revision).
+    pub changes: Vec<Change>,
+}
+
 struct State {
     index: KeyIndex,
     current: Revision,
@@ -69,6 +79,8 @@ pub struct Store {
     state: RwLock<State>,
     /// Values staged by the apply path but not yet written to fjall, by revision key.
     staged: RwLock<HashMap<RevisionKey, KeyValue>>,
+    /// The newest revision whose batch is written to fjall (watch catch-up reads up to here).
+    committed: AtomicI64,
     compactor: Compactor,
 }
 
@@ -84,10 +96,12 @@ impl Store {
         if let Some((at, dropped)) = dropped {
             compactor.schedule(at, dropped)?;
         }
+        let committed = AtomicI64::new(state.current.0);
         Ok(Arc::new(Store {
             storage,
             state: RwLock::new(state),
             staged: RwLock::new(HashMap::new()),
+            committed,
             compactor,
         }))
     }
@@ -99,6 +113,7 @@ impl Store {
     /// As [`Store::open`].
     pub fn reload(&self) -> Result<(), StorageError> {
         let (state, dropped) = load(&self.storage)?;
+        self.committed.store(state.current.0, Ordering::SeqCst);
         *self.write_state() = state;
         self.write_staged().clear();
         if let Some((at, dropped)) = dropped {
@@ -110,6 +125,67 @@ impl Store {
     /// The current store revision.
     pub fn current_revision(&self) -> Revision {
         self.read_state().current
+    }
+
+    /// The newest revision written to fjall; watchers replay history up to it and receive
+    /// later revisions live.
+    pub fn committed_revision(&self) -> Revision {
+        Revision(self.committed.load(Ordering::SeqCst))
+    }
+
+    /// Reads the changes of revisions `from..=to` in revision order, at most `max_revisions`
+    /// revisions (watch catch-up, etcd `watchableStore.syncWatchers`).
+    ///
+    /// # Errors
+    /// [`Error::Compacted`] when `from` is below the compaction revision.
+    pub fn history(
+        &self,
+        from: Revision,
+        to: Revision,
+        max_revisions: usize,
+    ) -> Result<Vec<RevisionEvents>, Error> {
+        if from < self.compact_revision() {
+            return Err(Error::Compacted);
+        }
+        let mut out: Vec<RevisionEvents> = Vec::new();
+        if from > to {
+            return Ok(out);
+        }
+        let range = RevisionKey::lower_bound(from)..RevisionKey::lower_bound(to.next());
+        for item in self.storage.kv.range(range) {
+            let (k, v) = item.into_inner().map_err(internal)?;
+            let Some((rev, tombstone)) = RevisionKey::decode(&k) else {
+                return Err(Error::Internal(format!("corrupt revision key {k:?}")));
+            };
+            let kv = KeyValue::decode(v.as_ref())
+                .map_err(|e| Error::Internal(format!("corrupt revision {}: {e}", rev.main)))?;
+            let kv = if tombstone {
+                KeyValue {
+                    key: kv.key,
+                    mod_revision: rev.main,
+                    ..KeyValue::default()
+                }
+            } else {
+                kv
+            };
+            match out.last_mut() {
+                Some(last) if last.revision.0 == rev.main => last.changes.push(Change { kv, tombstone }),
+                _ => {
+                    if out.len() == max_revisions {
+                        break;
+                    }
+                    out.push(RevisionEvents {
+                        revision: Revision(rev.main),
+                        changes: vec![Change { kv, tombstone }],
+                    });
+                }
+            }
+        }
+        // A compaction that ran while reading may have removed part of the range.
+        if from < self.compact_revision() {
+            return Err(Error::Compacted);
+        }
+        Ok(out)
     }
 
     /// The revision of the last compaction ([`NEVER_COMPACTED`] when never compacted).
@@ -195,6 +271,7 @@ impl Store {
             staged: Vec::new(),
             revision: None,
             compactions: Vec::new(),
+            events: Vec::new(),
         }
     }
 
@@ -518,6 +595,10 @@ impl WriteTxn<'_> {
         if !self.changes.is_empty() {
             state.current = revision;
             batch.revision = Some(revision);
+            batch.events.push(RevisionEvents {
+                revision,
+                changes: self.changes.clone(),
+            });
         }
         if let Some(at) = self.compact {
             state.compacted = at;
@@ -538,6 +619,7 @@ pub struct ApplyBatch<'s> {
     staged: Vec<RevisionKey>,
     revision: Option<Revision>,
     compactions: Vec<(Revision, Dropped)>,
+    events: Vec<RevisionEvents>,
 }
 
 impl ApplyBatch<'_> {
@@ -548,7 +630,10 @@ impl ApplyBatch<'_> {
     ///
     /// # Errors
     /// Storage failures, which are fatal for the member.
-    pub fn commit(mut self, meta: impl FnOnce(&mut OwnedWriteBatch)) -> Result<(), StorageError> {
+    pub fn commit(
+        mut self,
+        meta: impl FnOnce(&mut OwnedWriteBatch),
+    ) -> Result<Vec<RevisionEvents>, StorageError> {
         let store = self.store;
         if let Some(revision) = self.revision {
             self.batch.insert(
@@ -572,11 +657,14 @@ impl ApplyBatch<'_> {
                 staged.remove(rev);
             }
         }
+        if let Some(revision) = self.revision {
+            store.committed.store(revision.0, Ordering::SeqCst);
+        }
         // Only now: the compactor must never delete a version before the batch that wrote it.
         for (at, dropped) in self.compactions {
             store.compactor.schedule(at, dropped)?;
         }
-        Ok(())
+        Ok(self.events)
     }
 }
 

@@ -28,6 +28,7 @@ use crate::config::limits::APPLY_BACKLOG_ENTRIES_MAX;
 use crate::error::Error;
 use crate::storage::Storage;
 use crate::types::MemberId;
+use crate::watch::Hub;
 
 /// Raft timing and log-retention settings taken from etcd's flags.
 #[derive(Debug, Clone)]
@@ -64,6 +65,7 @@ impl RaftNode {
         settings: &RaftSettings,
         storage: Storage,
         applier: Arc<Applier>,
+        hub: Arc<Hub>,
     ) -> anyhow::Result<RaftNode> {
         let et_ms = u64::try_from(settings.election_timeout.as_millis()).unwrap_or(u64::MAX);
         let config = openraft::Config {
@@ -77,7 +79,7 @@ impl RaftNode {
         }
         .validate()?;
         let log_store = LogStore::open(storage.clone())?;
-        let state_machine = StateMachine::open(storage, applier)?;
+        let state_machine = StateMachine::open(storage, applier, hub)?;
         let raft = Raft::new(member_id.0, Arc::new(config), NoPeers, log_store, state_machine).await?;
         if !raft.is_initialized().await? {
             let mut members = BTreeMap::new();
@@ -240,7 +242,8 @@ mod suite_test {
             let store = Store::open(storage.clone()).unwrap();
             let applier = Arc::new(Applier::new(store, Box::new(NoLeases)));
             let log = LogStore::open(storage.clone()).unwrap();
-            let sm = StateMachine::open(storage, applier).unwrap();
+            let hub = crate::watch::Hub::new(crate::types::Revision(1));
+            let sm = StateMachine::open(storage, applier, hub).unwrap();
             Ok((dir, log, sm))
         }
     }

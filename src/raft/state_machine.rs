@@ -18,11 +18,13 @@ use crate::apply::Applier;
 use crate::apply::command::Response;
 use crate::config::limits::APPLY_BATCH_ENTRIES_MAX;
 use crate::storage::{Storage, schema};
+use crate::watch::Hub;
 
 /// The state machine handed to openraft.
 pub struct StateMachine {
     storage: Storage,
     applier: Arc<Applier>,
+    hub: Arc<Hub>,
     applied: Option<LogId>,
     membership: StoredMembership,
 }
@@ -32,12 +34,13 @@ impl StateMachine {
     ///
     /// # Errors
     /// `InvalidData` when the recorded values do not decode.
-    pub fn open(storage: Storage, applier: Arc<Applier>) -> io::Result<StateMachine> {
+    pub fn open(storage: Storage, applier: Arc<Applier>, hub: Arc<Hub>) -> io::Result<StateMachine> {
         let applied = read(&storage, schema::META_APPLIED)?;
         let membership = read(&storage, schema::META_MEMBERSHIP)?.unwrap_or_default();
         Ok(StateMachine {
             storage,
             applier,
+            hub,
             applied,
             membership,
         })
@@ -113,10 +116,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 replies.push((responder, response));
             }
             if let Some(log_id) = last {
-                batch
+                let events = batch
                     .commit(self.meta_writer(&log_id, membership_changed)?)
                     .map_err(io::Error::other)?;
                 self.applied = Some(log_id);
+                // Watchers see a revision only once it is written (readable by their catch-up).
+                self.hub.notify(events);
             }
             for (responder, response) in replies {
                 if let Some(r) = responder {

@@ -1,0 +1,70 @@
+//! The Watch service (etcd `v3rpc/watch.go`): one task per bidi stream, see `watch::stream`.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::Stream;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::Ctx;
+use crate::config::limits::WATCH_STREAM_RESPONSES_MAX;
+use crate::error::Error;
+use crate::proto::etcdserverpb::watch_server::Watch;
+use crate::proto::etcdserverpb::{WatchRequest, WatchResponse};
+use crate::watch::Hub;
+use crate::watch::stream::{self, HeaderFn, StreamSettings};
+
+/// The Watch service.
+pub struct WatchService {
+    ctx: Ctx,
+    hub: Arc<Hub>,
+    settings: StreamSettings,
+}
+
+impl WatchService {
+    /// A Watch service over `ctx`, fed by `hub`.
+    pub fn new(ctx: Ctx, hub: Arc<Hub>, settings: StreamSettings) -> WatchService {
+        WatchService { ctx, hub, settings }
+    }
+}
+
+/// Whether the client asked to require a leader (`clientv3.WithRequireLeader`, gRPC metadata
+/// `hasleader=true`; kube-apiserver sets it on every watch).
+fn requires_leader<T>(request: &Request<T>) -> bool {
+    request.metadata().get("hasleader").and_then(|v| v.to_str().ok()) == Some("true")
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Watch for WatchService {
+    type WatchStream = WatchStream;
+
+    /// # Errors
+    /// `etcdserver: no leader` (Unavailable) when `hasleader=true` and there is no leader.
+    async fn watch(
+        &self,
+        request: Request<Streaming<WatchRequest>>,
+    ) -> Result<Response<WatchStream>, Status> {
+        if requires_leader(&request) && self.ctx.raft.leader() == 0 {
+            return Err(Error::NoLeader.into());
+        }
+        let requests = request.into_inner();
+        let (tx, rx) = mpsc::channel(WATCH_STREAM_RESPONSES_MAX);
+        let ctx = self.ctx.clone();
+        let header: HeaderFn = Arc::new(move |rev| ctx.header(rev));
+        let sub = self.hub.subscribe();
+        tokio::spawn(stream::run(
+            self.ctx.store.clone(),
+            self.hub.clone(),
+            sub,
+            requests,
+            tx,
+            header,
+            self.settings.clone(),
+        ));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
