@@ -33,6 +33,9 @@ const REASON_EMPTY_RANGE: &str = "mvcc: watcher range is empty";
 const REASON_DUPLICATE_ID: &str = "mvcc: duplicate watch ID provided on the WatchStream";
 const REASON_COMPACTED: &str = "etcdserver: mvcc: required revision has been compacted";
 
+/// The shortest progress-notify interval (etcd-compat.md §2.6: minimum 100 ms).
+const PROGRESS_INTERVAL_MIN: Duration = Duration::from_millis(100);
+
 /// The ID etcd uses for "no watcher" (stream-wide progress, refused creates).
 pub const INVALID_WATCH_ID: i64 = -1;
 
@@ -73,7 +76,7 @@ pub async fn run<S>(
 ) where
     S: Stream<Item = Result<WatchRequest, Status>> + Unpin,
 {
-    let mut ticker = tokio::time::interval(settings.progress_interval);
+    let mut ticker = tokio::time::interval(settings.progress_interval.max(PROGRESS_INTERVAL_MIN));
     ticker.tick().await;
     let mut ws = WatchStream {
         store,
