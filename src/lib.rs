@@ -18,6 +18,7 @@ pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod lease;
 pub mod mvcc;
 pub mod proto;
 pub mod raft;

@@ -14,16 +14,17 @@ use tokio::task::JoinSet;
 
 use crate::api::cluster::ClusterService;
 use crate::api::kv::KvService;
+use crate::api::lease::{LeaseService, min_ttl_secs};
 use crate::api::maintenance::MaintenanceService;
-use crate::api::unimplemented::{AuthService, LeaseService};
+use crate::api::unimplemented::AuthService;
 use crate::api::watch::WatchService;
 use crate::api::{Ctx, Limits};
 use crate::apply::Applier;
-use crate::apply::ops::NoLeases;
 use crate::cluster::ids::{cluster_id, member_id};
 use crate::config::limits::GRPC_CONCURRENT_STREAMS_MAX;
 use crate::config::limits::GRPC_OVERHEAD_BYTES;
 use crate::config::{ClusterState, Config, go_url};
+use crate::lease::Lessor;
 use crate::mvcc::Store;
 use crate::proto::etcdserverpb::auth_server::AuthServer;
 use crate::proto::etcdserverpb::cluster_server::ClusterServer;
@@ -56,7 +57,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(member_id = %member, cluster_id = %cluster, data_dir = %config.data_dir.display(), "starting member");
     let store = Store::open(storage.clone())?;
     let hub = Hub::new(store.committed_revision());
-    let applier = Arc::new(Applier::new(store.clone(), Box::new(NoLeases)));
+    let lessor = Lessor::load(&storage, &store)?;
+    let applier = Arc::new(Applier::new(store.clone(), lessor.clone()));
     let client_urls: Vec<String> = config.advertise_client_urls.iter().map(go_url).collect();
     let node = MemberNode {
         name: config.name.clone(),
@@ -97,6 +99,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         },
         client_urls,
     };
+    tokio::spawn(crate::lease::expiry::run(lessor, raft.clone()));
     let router = router(ctx, hub, &config).await;
     let mut tasks = JoinSet::new();
     for url in &config.listen_client_urls {
@@ -173,7 +176,14 @@ async fn router(ctx: Ctx, hub: Arc<Hub>, config: &Config) -> axum::Router {
         .max_decoding_message_size(max_recv)
         .max_encoding_message_size(usize::MAX),
     )
-    .add_service(LeaseServer::new(LeaseService).max_decoding_message_size(max_recv))
+    .add_service(
+        LeaseServer::new(LeaseService::new(
+            ctx.clone(),
+            ctx.applier.lessor().clone(),
+            min_ttl_secs(config.heartbeat_interval, config.election_timeout),
+        ))
+        .max_decoding_message_size(max_recv),
+    )
     .add_service(ClusterServer::new(ClusterService::new(ctx.clone())).max_decoding_message_size(max_recv))
     .add_service(
         MaintenanceServer::new(MaintenanceService::new(ctx.clone()))

@@ -4,6 +4,7 @@
 pub mod cluster;
 pub mod interceptor;
 pub mod kv;
+pub mod lease;
 pub mod maintenance;
 pub mod status;
 pub mod unimplemented;

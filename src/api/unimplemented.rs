@@ -1,59 +1,11 @@
-//! Services whose implementation arrives in later issues (Lease: #4, Auth: #7).
+//! Services whose implementation arrives in later issues (Auth: #7).
 //! Every RPC answers gRPC `Unimplemented` — never a silent fake success — and the README's
 //! compatibility table lists them as such.
 
-use std::pin::Pin;
-
-use futures::Stream;
-use tonic::{Request, Response, Status, Streaming};
+use tonic::{Request, Response, Status};
 
 use crate::error::Error;
 use crate::proto::etcdserverpb as pb;
-
-type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
-
-/// The Lease service, not implemented yet.
-pub struct LeaseService;
-
-#[tonic::async_trait]
-impl pb::lease_server::Lease for LeaseService {
-    type LeaseKeepAliveStream = BoxStream<pb::LeaseKeepAliveResponse>;
-
-    async fn lease_grant(
-        &self,
-        _r: Request<pb::LeaseGrantRequest>,
-    ) -> Result<Response<pb::LeaseGrantResponse>, Status> {
-        Err(Error::Unimplemented("Lease.LeaseGrant").into())
-    }
-
-    async fn lease_revoke(
-        &self,
-        _r: Request<pb::LeaseRevokeRequest>,
-    ) -> Result<Response<pb::LeaseRevokeResponse>, Status> {
-        Err(Error::Unimplemented("Lease.LeaseRevoke").into())
-    }
-
-    async fn lease_time_to_live(
-        &self,
-        _r: Request<pb::LeaseTimeToLiveRequest>,
-    ) -> Result<Response<pb::LeaseTimeToLiveResponse>, Status> {
-        Err(Error::Unimplemented("Lease.LeaseTimeToLive").into())
-    }
-
-    async fn lease_leases(
-        &self,
-        _r: Request<pb::LeaseLeasesRequest>,
-    ) -> Result<Response<pb::LeaseLeasesResponse>, Status> {
-        Err(Error::Unimplemented("Lease.LeaseLeases").into())
-    }
-
-    async fn lease_keep_alive(
-        &self,
-        _r: Request<Streaming<pb::LeaseKeepAliveRequest>>,
-    ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
-        Err(Error::Unimplemented("Lease.LeaseKeepAlive").into())
-    }
-}
 
 /// The Auth service, not implemented yet.
 pub struct AuthService;

@@ -41,6 +41,8 @@ impl fmt::Display for Command {
             Some(internal_request::Request::DeleteRange(_)) => "delete_range",
             Some(internal_request::Request::Txn(_)) => "txn",
             Some(internal_request::Request::Compaction(_)) => "compaction",
+            Some(internal_request::Request::LeaseGrant(_)) => "lease_grant",
+            Some(internal_request::Request::LeaseRevoke(_)) => "lease_revoke",
             None => "empty",
         };
         write!(f, "{kind}(format {})", self.0.format)

@@ -12,26 +12,35 @@ use std::sync::Arc;
 use self::command::{COMMAND_FORMAT, Command, Response};
 use self::ops::LeaseLookup;
 use crate::error::{Error, StorageError};
-use crate::mvcc::{ApplyBatch, Store};
-use crate::proto::etcdserverpb::{CompactionResponse, ResponseHeader};
+use crate::lease::Lessor;
+use crate::lease::lessor::{lease_key, lease_record};
+use crate::mvcc::{ApplyBatch, KeyRange, Store};
+use crate::proto::etcdserverpb::{
+    CompactionResponse, LeaseGrantResponse, LeaseRevokeResponse, ResponseHeader,
+};
 use crate::proto::mainstaypb::{ApplyErrorCode, ApplyResult, apply_result, internal_request};
-use crate::types::Revision;
+use crate::types::{LeaseId, Revision};
 
-/// Applies commands to the store.
+/// Applies commands to the store and the lease table.
 pub struct Applier {
     store: Arc<Store>,
-    leases: Box<dyn LeaseLookup + Send + Sync>,
+    lessor: Arc<Lessor>,
 }
 
 impl Applier {
-    /// An applier over `store`, checking lease IDs against `leases`.
-    pub fn new(store: Arc<Store>, leases: Box<dyn LeaseLookup + Send + Sync>) -> Applier {
-        Applier { store, leases }
+    /// An applier over `store` and `lessor`.
+    pub fn new(store: Arc<Store>, lessor: Arc<Lessor>) -> Applier {
+        Applier { store, lessor }
     }
 
     /// The store this applier writes.
     pub fn store(&self) -> &Arc<Store> {
         &self.store
+    }
+
+    /// The lease table this applier keeps.
+    pub fn lessor(&self) -> &Arc<Lessor> {
+        &self.lessor
     }
 
     /// Applies one command, staging its changes into `batch` (the caller commits the batch with
@@ -51,11 +60,32 @@ impl Applier {
         let result = match outcome {
             Ok(mut response) => {
                 let committed = txn.stage(batch);
-                if let apply_result::Response::Txn(t) = &mut response {
-                    t.header = Some(ResponseHeader {
-                        revision: committed.revision.0,
-                        ..Default::default()
-                    });
+                self.lessor.on_changes(&committed.changes);
+                match (&mut response, &command.0.request) {
+                    (apply_result::Response::Txn(t), _) => {
+                        t.header = Some(ResponseHeader {
+                            revision: committed.revision.0,
+                            ..Default::default()
+                        });
+                    }
+                    (_, Some(internal_request::Request::LeaseGrant(g))) => {
+                        let id = LeaseId(g.id);
+                        batch.put_lease(lease_key(id), lease_record(id, g.ttl));
+                        self.lessor.grant(id, g.ttl);
+                    }
+                    (
+                        apply_result::Response::LeaseRevoke(r),
+                        Some(internal_request::Request::LeaseRevoke(req)),
+                    ) => {
+                        r.header = Some(ResponseHeader {
+                            revision: committed.revision.0,
+                            ..Default::default()
+                        });
+                        let id = LeaseId(req.id);
+                        batch.remove_lease(lease_key(id));
+                        self.lessor.remove(id);
+                    }
+                    _ => {}
                 }
                 ApplyResult {
                     error: ApplyErrorCode::ApplyOk as i32,
@@ -75,7 +105,7 @@ impl Applier {
         txn: &mut crate::mvcc::WriteTxn<'_>,
         request: &internal_request::Request,
     ) -> Result<Result<apply_result::Response, ApplyErrorCode>, StorageError> {
-        let leases = self.leases.as_ref();
+        let leases: &dyn LeaseLookup = self.lessor.as_ref();
         let result = match request {
             internal_request::Request::Put(p) => ops::put(txn, p, leases).map(apply_result::Response::Put),
             internal_request::Request::DeleteRange(d) => {
@@ -89,6 +119,30 @@ impl Applier {
                 });
                 apply_result::Response::Compaction(CompactionResponse { header })
             }),
+            internal_request::Request::LeaseGrant(g) => {
+                if leases.exists(LeaseId(g.id)) {
+                    Err(Error::LeaseExists)
+                } else {
+                    let header = Some(ResponseHeader {
+                        revision: txn.begin_revision().0,
+                        ..Default::default()
+                    });
+                    Ok(apply_result::Response::LeaseGrant(LeaseGrantResponse {
+                        header,
+                        id: g.id,
+                        ttl: g.ttl,
+                        error: String::new(),
+                    }))
+                }
+            }
+            internal_request::Request::LeaseRevoke(r) => match self.lessor.keys(LeaseId(r.id)) {
+                None => Err(Error::LeaseNotFound),
+                // etcd: all attached keys go in one write transaction, in key order.
+                Some(keys) => keys
+                    .into_iter()
+                    .try_for_each(|k| txn.delete_range(&KeyRange::Single(k.to_vec())).map(|_| ()))
+                    .map(|()| apply_result::Response::LeaseRevoke(LeaseRevokeResponse { header: None })),
+            },
         };
         match result {
             Ok(r) => Ok(Ok(r)),
@@ -107,6 +161,7 @@ fn error_code(e: &Error) -> Option<ApplyErrorCode> {
         Error::Compacted => Some(ApplyErrorCode::Compacted),
         Error::FutureRevision => Some(ApplyErrorCode::FutureRevision),
         Error::LeaseNotFound => Some(ApplyErrorCode::LeaseNotFound),
+        Error::LeaseExists => Some(ApplyErrorCode::LeaseExists),
         _ => None,
     }
 }
@@ -119,6 +174,7 @@ pub fn code_to_error(code: i32) -> Option<Error> {
         ApplyErrorCode::Compacted => Some(Error::Compacted),
         ApplyErrorCode::FutureRevision => Some(Error::FutureRevision),
         ApplyErrorCode::LeaseNotFound => Some(Error::LeaseNotFound),
+        ApplyErrorCode::LeaseExists => Some(Error::LeaseExists),
         ApplyErrorCode::UnknownCommandFormat => Some(Error::Internal(
             "command written by a newer Mainstay format".into(),
         )),

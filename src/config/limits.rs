@@ -113,3 +113,15 @@ pub const WATCH_STREAM_RESPONSES_MAX: usize = 128;
 
 /// Revisions one catch-up response may cover (etcd `watchBatchMaxRevs`).
 pub const WATCH_CATCHUP_REVISIONS_MAX: usize = 1000;
+
+/// How often the leader looks for expired leases (etcd: every 500 ms).
+pub const LEASE_EXPIRY_CHECK_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Expired leases revoked per second at most (etcd `leaseRevokeRate`).
+pub const LEASE_REVOKES_PER_SEC_MAX: usize = 1000;
+
+/// How long an expired lease whose revoke is in flight waits before it is proposed again.
+pub const LEASE_REVOKE_RETRY: Duration = Duration::from_secs(3);
+
+/// Largest lease TTL, in seconds (etcd `MaxLeaseTTL`); above it: `etcdserver: too large lease TTL`.
+pub const LEASE_TTL_SECS_MAX: i64 = 9_000_000_000;

@@ -623,6 +623,16 @@ pub struct ApplyBatch<'s> {
 }
 
 impl ApplyBatch<'_> {
+    /// Writes a lease record in the same batch (the lease table is part of the state machine).
+    pub fn put_lease(&mut self, key: [u8; 8], record: Vec<u8>) {
+        self.batch.insert(&self.store.storage.lease, key, record);
+    }
+
+    /// Removes a lease record in the same batch.
+    pub fn remove_lease(&mut self, key: [u8; 8]) {
+        self.batch.remove(&self.store.storage.lease, key);
+    }
+
     /// Writes everything staged, the store's revision bookkeeping and `meta` (the caller's
     /// applied log id) in one atomic fjall batch, then hands dropped versions to the
     /// compactor. Nothing is fsynced here: the raft log is the durability point and the next

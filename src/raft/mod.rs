@@ -227,7 +227,6 @@ mod suite_test {
     use super::state_machine::StateMachine;
     use super::types::TypeConfig;
     use crate::apply::Applier;
-    use crate::apply::ops::NoLeases;
     use crate::mvcc::Store;
     use crate::storage::Storage;
 
@@ -240,7 +239,8 @@ mod suite_test {
             let dir = tempfile::tempdir().unwrap();
             let storage = Storage::open(dir.path()).unwrap();
             let store = Store::open(storage.clone()).unwrap();
-            let applier = Arc::new(Applier::new(store, Box::new(NoLeases)));
+            let lessor = crate::lease::Lessor::load(&storage, &store).unwrap();
+            let applier = Arc::new(Applier::new(store, lessor));
             let log = LogStore::open(storage.clone()).unwrap();
             let hub = crate::watch::Hub::new(crate::types::Revision(1));
             let sm = StateMachine::open(storage, applier, hub).unwrap();

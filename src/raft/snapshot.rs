@@ -5,7 +5,8 @@
 //!
 //! Layout (all integers big-endian): magic `MSSNAP01` · u32 metadata length · postcard
 //! `SnapshotMeta` · records until the end, each `tag(u8) · u32 key length · key · u32 value
-//! length · value`, tag 1 = `kv` keyspace entry, tag 2 = `meta` keyspace entry.
+//! length · value`, tag 1 = `kv` keyspace entry, tag 2 = `meta` keyspace entry, tag 3 = `lease`
+//! keyspace entry.
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -19,6 +20,7 @@ use crate::storage::{Storage, schema};
 pub const SNAPSHOT_MAGIC: &[u8; 8] = b"MSSNAP01";
 const TAG_KV: u8 = 1;
 const TAG_META: u8 = 2;
+const TAG_LEASE: u8 = 3;
 /// Store-bookkeeping meta keys carried in a snapshot (the applied id and membership come from
 /// the raft metadata instead).
 const META_KEYS: [&[u8]; 2] = [schema::META_REVISION, schema::META_COMPACT_REVISION];
@@ -49,6 +51,10 @@ pub fn export(storage: &Storage, view: &fjall::Snapshot, meta: &SnapshotMeta) ->
     for item in view.iter(&storage.kv) {
         let (k, v) = item.into_inner().map_err(io::Error::other)?;
         put_record(&mut out, TAG_KV, &k, &v)?;
+    }
+    for item in view.iter(&storage.lease) {
+        let (k, v) = item.into_inner().map_err(io::Error::other)?;
+        put_record(&mut out, TAG_LEASE, &k, &v)?;
     }
     for key in META_KEYS {
         if let Some(v) = view.get(&storage.meta, key).map_err(io::Error::other)? {
@@ -93,7 +99,7 @@ pub fn decode(mut bytes: &[u8]) -> io::Result<(SnapshotMeta, Vec<Record<'_>>)> {
     let mut records = Vec::new();
     while !bytes.is_empty() {
         let tag = take(&mut bytes, 1)?[0];
-        if tag != TAG_KV && tag != TAG_META {
+        if ![TAG_KV, TAG_META, TAG_LEASE].contains(&tag) {
             return Err(invalid("unknown record tag"));
         }
         let klen = take_u32(&mut bytes)?;
@@ -115,11 +121,18 @@ pub fn install(storage: &Storage, bytes: &[u8]) -> io::Result<SnapshotMeta> {
     for item in storage.kv.iter() {
         batch.remove(&storage.kv, item.key().map_err(io::Error::other)?);
     }
+    for item in storage.lease.iter() {
+        batch.remove(&storage.lease, item.key().map_err(io::Error::other)?);
+    }
     for key in META_KEYS {
         batch.remove(&storage.meta, key);
     }
     for (tag, key, value) in records {
-        let keyspace = if tag == TAG_KV { &storage.kv } else { &storage.meta };
+        let keyspace = match tag {
+            TAG_KV => &storage.kv,
+            TAG_LEASE => &storage.lease,
+            _ => &storage.meta,
+        };
         batch.insert(keyspace, key, value);
     }
     let applied = postcard::to_allocvec(&meta.last_log_id).map_err(io::Error::other)?;

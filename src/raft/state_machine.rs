@@ -162,6 +162,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             ));
         }
         self.applier.store().reload().map_err(io::Error::other)?;
+        self.applier
+            .lessor()
+            .reload(&self.storage, self.applier.store())
+            .map_err(io::Error::other)?;
         self.applied = installed.last_log_id;
         self.membership = installed.last_membership;
         Ok(())

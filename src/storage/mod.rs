@@ -26,6 +26,8 @@ pub struct Storage {
     pub kv: Keyspace,
     /// State-machine metadata ([`schema::KEYSPACE_META`]).
     pub meta: Keyspace,
+    /// Leases ([`schema::KEYSPACE_LEASE`]).
+    pub lease: Keyspace,
     path: PathBuf,
 }
 
@@ -52,12 +54,14 @@ impl Storage {
         let raft_meta = db.keyspace(schema::KEYSPACE_RAFT_META, KeyspaceCreateOptions::default)?;
         let kv = db.keyspace(schema::KEYSPACE_KV, KeyspaceCreateOptions::default)?;
         let meta = db.keyspace(schema::KEYSPACE_META, KeyspaceCreateOptions::default)?;
+        let lease = db.keyspace(schema::KEYSPACE_LEASE, KeyspaceCreateOptions::default)?;
         let storage = Storage {
             db,
             raft_log,
             raft_meta,
             kv,
             meta,
+            lease,
             path,
         };
         storage.check_format(fresh)?;

@@ -22,6 +22,9 @@ pub const KEYSPACE_KV: &str = "kv";
 /// State-machine metadata: keys `META_*` below.
 pub const KEYSPACE_META: &str = "meta";
 
+/// Leases: key = lease ID (i64 big-endian), value = protobuf `Lease` (`mainstay.proto`).
+pub const KEYSPACE_LEASE: &str = "lease";
+
 /// Raft vote (postcard).
 pub const RAFT_META_VOTE: &[u8] = b"vote";
 /// Last committed log id (postcard).

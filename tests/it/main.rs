@@ -14,3 +14,4 @@ mod etcdctl;
 mod harness;
 mod kv;
 mod service;
+mod watch;

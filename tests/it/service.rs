@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use mainstay::proto::etcdserverpb::lease_client::LeaseClient;
-use mainstay::proto::etcdserverpb::{LeaseGrantRequest, MemberListRequest, StatusRequest};
+use mainstay::proto::etcdserverpb::auth_client::AuthClient;
+use mainstay::proto::etcdserverpb::{AuthStatusRequest, DefragmentRequest, MemberListRequest, StatusRequest};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::Code;
 
@@ -105,10 +105,10 @@ async fn grpc_health_service_reports_serving() {
 async fn rpcs_of_later_issues_answer_unimplemented() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::mainstay(dir.path()).await;
-    let mut lease = LeaseClient::connect(s.endpoint()).await.unwrap();
-    let e = lease
-        .lease_grant(LeaseGrantRequest { ttl: 10, id: 0 })
-        .await
-        .unwrap_err();
+    let mut auth = AuthClient::connect(s.endpoint()).await.unwrap();
+    let e = auth.auth_status(AuthStatusRequest {}).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unimplemented);
+    let mut maintenance = s.maintenance().await;
+    let e = maintenance.defragment(DefragmentRequest {}).await.unwrap_err();
     assert_eq!(e.code(), Code::Unimplemented);
 }
