@@ -248,7 +248,8 @@ impl WatchStream {
             Err(Error::Compacted) => {
                 self.watchers.remove(&w.id);
                 let compact_revision = self.store.compact_revision().0;
-                let header = self.header_at(upto);
+                // etcd sends the compaction notice with revision 0 in its header.
+                let header = self.header_at(Revision(0));
                 self.send(WatchResponse {
                     header,
                     watch_id: w.id,
