@@ -195,6 +195,7 @@ impl WatchStream {
             prev_kv: c.prev_kv,
             fragment: c.fragment,
             progress_notify: c.progress_notify,
+            start: next,
             next,
             synced: next > now,
             sent_since_tick: false,
@@ -307,8 +308,10 @@ impl WatchStream {
         rev
     }
 
+    /// etcd `progressIfSync`: every watcher synced and none started after `rev` (a "from now"
+    /// watcher starts at current + 1, so an idle stream gets its first answer after a write).
     fn all_synced_at(&self, rev: Revision, lagging: bool) -> bool {
-        !lagging && self.watchers.values().all(|w| w.synced && w.next <= rev.next())
+        !lagging && self.watchers.values().all(|w| w.synced && w.start <= rev)
     }
 
     /// etcd `RequestProgressAll`: one `watch_id=-1` response at the current revision, only when

@@ -25,6 +25,8 @@ pub struct Watcher {
     pub fragment: bool,
     /// Send empty progress responses at the progress interval.
     pub progress_notify: bool,
+    /// The revision the watcher started at (the requested one, or current + 1 for "from now").
+    pub start: Revision,
     /// The next revision this watcher must see.
     pub next: Revision,
     /// Whether the watcher receives live revisions (false while it replays history).
