@@ -114,7 +114,10 @@ struct Config {
 
 fn env_usize(name: &str, default: usize) -> Result<usize> {
     match std::env::var(name) {
-        Ok(v) => v.trim().parse().with_context(|| format!("{name}={v:?} is not a count")),
+        Ok(v) => v
+            .trim()
+            .parse()
+            .with_context(|| format!("{name}={v:?} is not a count")),
         Err(_) => Ok(default),
     }
 }
@@ -138,8 +141,16 @@ impl Config {
             catchup_revisions: env_usize("WATCH_BENCH_CATCHUP_REVISIONS", 50_000)?.max(1),
         };
         for (what, bin, hint) in [
-            ("mainstay", &cfg.mainstay_bin, "build it with `cargo build --release --bin mainstay`"),
-            ("etcd", &cfg.etcd_bin, "install Debian's etcd-server or set ETCD_BIN"),
+            (
+                "mainstay",
+                &cfg.mainstay_bin,
+                "build it with `cargo build --release --bin mainstay`",
+            ),
+            (
+                "etcd",
+                &cfg.etcd_bin,
+                "install Debian's etcd-server or set ETCD_BIN",
+            ),
         ] {
             if !bin.is_file() {
                 bail!("{what} binary {} not found; {hint}", bin.display());
@@ -215,9 +226,11 @@ impl Server {
         loop {
             self.check_alive()?;
             if let Ok(ch) = connect(&self.endpoint).await
-                && let Ok(Ok(resp)) =
-                    tokio::time::timeout(REQUEST_DEADLINE, MaintenanceClient::new(ch).status(StatusRequest {}))
-                        .await
+                && let Ok(Ok(resp)) = tokio::time::timeout(
+                    REQUEST_DEADLINE,
+                    MaintenanceClient::new(ch).status(StatusRequest {}),
+                )
+                .await
                 && resp.into_inner().leader != 0
             {
                 return Ok(());
@@ -386,7 +399,10 @@ impl Progress {
             if n >= target {
                 return Ok(());
             }
-            if tokio::time::timeout_at(until, self.changed.notified()).await.is_err() {
+            if tokio::time::timeout_at(until, self.changed.notified())
+                .await
+                .is_err()
+            {
                 bail!("only {n} of {target} {what} within {deadline:?}");
             }
         }
@@ -421,7 +437,10 @@ async fn receive(
         };
         let now = base.elapsed().as_nanos() as u64;
         if resp.canceled {
-            progress.fail(format!("watch {} canceled: {:?}", resp.watch_id, resp.cancel_reason));
+            progress.fail(format!(
+                "watch {} canceled: {:?}",
+                resp.watch_id, resp.cancel_reason
+            ));
             return samples;
         }
         if resp.created {
@@ -435,7 +454,11 @@ async fn receive(
             }
         }
         if !resp.events.is_empty() {
-            progress.add(&progress.events, &progress.events_target, resp.events.len() as u64);
+            progress.add(
+                &progress.events,
+                &progress.events_target,
+                resp.events.len() as u64,
+            );
         }
     }
 }
@@ -524,12 +547,7 @@ impl WatchSet {
 }
 
 /// One latency round: `watchers` watchers on one key, `warmup + puts` sequential puts.
-async fn latency_round(
-    server: &mut Server,
-    watchers: usize,
-    puts: usize,
-    tag: &str,
-) -> Result<Vec<u64>> {
+async fn latency_round(server: &mut Server, watchers: usize, puts: usize, tag: &str) -> Result<Vec<u64>> {
     let key = Bytes::from(format!("bench/latency/{tag}"));
     let base = Instant::now();
     let set = WatchSet::create(
@@ -632,7 +650,9 @@ async fn load(server: &mut Server, revisions: usize) -> Result<()> {
             Ok(Err(e)) => result = Err(e.into()),
             Err(_) => {
                 next.store(revisions, Ordering::SeqCst);
-                result = Err(anyhow!("loading {revisions} revisions took over {LOAD_DEADLINE:?}"));
+                result = Err(anyhow!(
+                    "loading {revisions} revisions took over {LOAD_DEADLINE:?}"
+                ));
             }
         }
     }
@@ -712,7 +732,7 @@ fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -733,15 +753,13 @@ fn short(e: &str) -> String {
 /// The nearest-rank percentile `p` of `sorted` (NaN when empty).
 fn percentile(sorted: &[u64], p: f64) -> f64 {
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted
-        .get(rank.max(1) - 1)
-        .map_or(f64::NAN, |v| *v as f64)
+    sorted.get(rank.max(1) - 1).map_or(f64::NAN, |v| *v as f64)
 }
 
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
-    if n % 2 == 1 {
+    if !n.is_multiple_of(2) {
         v[n / 2]
     } else {
         (v[n / 2 - 1] + v[n / 2]) / 2.0
@@ -769,7 +787,10 @@ fn fail(kind: Kind, what: &str, e: &anyhow::Error, notes: &mut Vec<String>) -> S
 }
 
 async fn latency_phase(cfg: &Config, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
-    let mut servers = [start(Kind::Etcd, cfg, notes).await, start(Kind::Mainstay, cfg, notes).await];
+    let mut servers = [
+        start(Kind::Etcd, cfg, notes).await,
+        start(Kind::Mainstay, cfg, notes).await,
+    ];
     for watchers in [cfg.small_watchers, cfg.large_watchers] {
         let mut samples: [Result<Vec<u64>, String>; 2] = [Ok(Vec::new()), Ok(Vec::new())];
         for (i, s) in servers.iter().enumerate() {
@@ -843,7 +864,10 @@ async fn memory_phase(cfg: &Config, rows: &mut Vec<Row>, notes: &mut Vec<String>
         };
     }
     rows.push(Row {
-        name: format!("memory per watcher, {} watchers", thousands(cfg.memory_watchers as u64)),
+        name: format!(
+            "memory per watcher, {} watchers",
+            thousands(cfg.memory_watchers as u64)
+        ),
         unit: Unit::Bytes,
         lower_is_better: true,
         figures,
@@ -852,7 +876,10 @@ async fn memory_phase(cfg: &Config, rows: &mut Vec<Row>, notes: &mut Vec<String>
 
 async fn catchup_phase(cfg: &Config, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
     let revisions = cfg.catchup_revisions;
-    let mut servers = [start(Kind::Etcd, cfg, notes).await, start(Kind::Mainstay, cfg, notes).await];
+    let mut servers = [
+        start(Kind::Etcd, cfg, notes).await,
+        start(Kind::Mainstay, cfg, notes).await,
+    ];
     let mut rates: [Result<Vec<f64>, String>; 2] = [Ok(Vec::new()), Ok(Vec::new())];
     for kind in KINDS {
         let i = kind.index();
