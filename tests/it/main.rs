@@ -11,7 +11,10 @@
 mod crash;
 mod differential;
 mod etcdctl;
+mod etcdctl_lease;
+mod etcdctl_watch;
 mod harness;
 mod kv;
+mod lease;
 mod service;
 mod watch;
