@@ -6,8 +6,8 @@
 //! error is dropped.
 //!
 //! Not reachable through etcdctl 3.4: `get --count-only` (added in etcdctl 3.5; the count is
-//! pinned through `-w json`/`-w fields` instead) and the lease service (`--ignore-lease` is
-//! covered on keys without a lease).
+//! pinned through `-w json`/`-w fields` instead). Leases through etcdctl are covered in
+//! `etcdctl_lease.rs`.
 
 use std::ffi::OsStr;
 use std::io::Write;
