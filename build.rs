@@ -7,6 +7,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/auth.proto",
         "proto/rpc.proto",
         "proto/mainstay.proto",
+        "proto/v3lock.proto",
+        "proto/v3election.proto",
     ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");

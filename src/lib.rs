@@ -15,6 +15,7 @@
 pub mod api;
 pub mod apply;
 pub mod cluster;
+pub mod concurrency;
 pub mod config;
 pub mod error;
 pub mod http;
@@ -24,6 +25,7 @@ pub mod proto;
 pub mod raft;
 pub mod server;
 pub mod storage;
+pub mod systemd;
 pub mod transport;
 pub mod types;
 pub mod watch;

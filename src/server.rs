@@ -13,8 +13,10 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 use crate::api::cluster::ClusterService;
+use crate::api::election::ElectionService;
 use crate::api::kv::KvService;
 use crate::api::lease::{LeaseService, min_ttl_secs};
+use crate::api::lock::LockService;
 use crate::api::maintenance::MaintenanceService;
 use crate::api::unimplemented::AuthService;
 use crate::api::watch::WatchService;
@@ -32,6 +34,8 @@ use crate::proto::etcdserverpb::kv_server::KvServer;
 use crate::proto::etcdserverpb::lease_server::LeaseServer;
 use crate::proto::etcdserverpb::maintenance_server::MaintenanceServer;
 use crate::proto::etcdserverpb::watch_server::WatchServer;
+use crate::proto::v3electionpb::election_server::ElectionServer;
+use crate::proto::v3lockpb::lock_server::LockServer;
 use crate::raft::types::MemberNode;
 use crate::raft::{RaftNode, RaftSettings};
 use crate::storage::{Storage, schema};
@@ -100,14 +104,26 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         client_urls,
     };
     tokio::spawn(crate::lease::expiry::run(lessor, raft.clone()));
+    let metrics_ctx = ctx.clone();
     let router = router(ctx, hub, &config).await;
     let mut tasks = JoinSet::new();
+    for url in &config.listen_metrics_urls {
+        let listener = bind(url).await?;
+        tracing::info!(address = %go_url(url), "serving /health, /livez and /readyz (metrics listener)");
+        tasks.spawn(serve(
+            listener,
+            crate::http::health_routes(axum::Router::new(), metrics_ctx.clone()),
+        ));
+    }
     for url in &config.listen_client_urls {
         let listener = bind(url).await?;
         tracing::info!(address = %go_url(url), "serving client requests (gRPC and HTTP)");
         tasks.spawn(serve(listener, router.clone()));
     }
     tracing::info!(member_id = %member, "ready to serve client requests");
+    if let Err(e) = crate::systemd::notify_ready() {
+        tracing::warn!(error = %e, "failed to notify systemd of readiness");
+    }
     shutdown_signal().await;
     tracing::info!("received shutdown signal, stopping");
     tasks.abort_all();
@@ -167,10 +183,11 @@ async fn router(ctx: Ctx, hub: Arc<Hub>, config: &Config) -> axum::Router {
     .add_service(
         WatchServer::new(WatchService::new(
             ctx.clone(),
-            hub,
+            hub.clone(),
             StreamSettings {
                 max_response_bytes: max_recv,
                 progress_interval: config.watch_progress_notify_interval,
+                election_timeout: config.election_timeout,
             },
         ))
         .max_decoding_message_size(max_recv)
@@ -191,8 +208,14 @@ async fn router(ctx: Ctx, hub: Arc<Hub>, config: &Config) -> axum::Router {
             .max_encoding_message_size(usize::MAX),
     )
     .add_service(AuthServer::new(AuthService).max_decoding_message_size(max_recv))
+    .add_service(
+        LockServer::new(LockService::new(ctx.clone(), hub.clone())).max_decoding_message_size(max_recv),
+    )
+    .add_service(
+        ElectionServer::new(ElectionService::new(ctx.clone(), hub)).max_decoding_message_size(max_recv),
+    )
     .add_service(health_service);
-    crate::http::routes(routes.into_axum_router(), ctx).layer(axum::middleware::map_response(
+    crate::http::client_routes(routes.into_axum_router(), ctx).layer(axum::middleware::map_response(
         crate::api::interceptor::grpc_go_errors,
     ))
 }

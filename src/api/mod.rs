@@ -2,9 +2,11 @@
 //! fill the response header; state changes happen only in the apply path.
 
 pub mod cluster;
+pub mod election;
 pub mod interceptor;
 pub mod kv;
 pub mod lease;
+pub mod lock;
 pub mod maintenance;
 pub mod status;
 pub mod unimplemented;

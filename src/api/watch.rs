@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::proto::etcdserverpb::watch_server::Watch;
 use crate::proto::etcdserverpb::{WatchRequest, WatchResponse};
 use crate::watch::Hub;
-use crate::watch::stream::{self, HeaderFn, StreamSettings};
+use crate::watch::stream::{self, HeaderFn, LeaderCheck, StreamContext, StreamSettings};
 
 /// The Watch service.
 pub struct WatchService {
@@ -43,12 +43,17 @@ impl Watch for WatchService {
     type WatchStream = WatchStream;
 
     /// # Errors
-    /// `etcdserver: no leader` (Unavailable) when `hasleader=true` and there is no leader.
+    /// `etcdserver: no leader` (Unavailable) when `hasleader=true` and there is no leader; such
+    /// a stream is also cancelled with that error after three election timeouts without one.
     async fn watch(
         &self,
         request: Request<Streaming<WatchRequest>>,
     ) -> Result<Response<WatchStream>, Status> {
-        if requires_leader(&request) && self.ctx.raft.leader() == 0 {
+        let require_leader = requires_leader(&request).then(|| {
+            let raft = self.ctx.raft.clone();
+            LeaderCheck(Arc::new(move || raft.leader() != 0))
+        });
+        if require_leader.is_some() && self.ctx.raft.leader() == 0 {
             return Err(Error::NoLeader.into());
         }
         let requests = request.into_inner();
@@ -56,15 +61,14 @@ impl Watch for WatchService {
         let ctx = self.ctx.clone();
         let header: HeaderFn = Arc::new(move |rev| ctx.header(rev));
         let sub = self.hub.subscribe();
-        tokio::spawn(stream::run(
-            self.ctx.store.clone(),
-            self.hub.clone(),
-            sub,
-            requests,
-            tx,
+        let context = StreamContext {
+            store: self.ctx.store.clone(),
+            hub: self.hub.clone(),
             header,
-            self.settings.clone(),
-        ));
+            settings: self.settings.clone(),
+            require_leader,
+        };
+        tokio::spawn(stream::run(context, sub, requests, tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }

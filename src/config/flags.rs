@@ -263,7 +263,7 @@ pub static FLAGS: &[FlagSpec] = &[
 
     f(MON, "enable-pprof", B, "false", "Enable runtime profiling data via HTTP server at client URL + /debug/pprof/."),
     f(MON, "metrics", S, "basic", "Set level of detail for exported metrics, specify 'extensive' to include histogram metrics."),
-    f(MON, "listen-metrics-urls", URLS, "", "List of URLs to listen on for the metrics and health endpoints."),
+    f(MON, "listen-metrics-urls", URLS, "", "List of URLs to listen on for the metrics and health endpoints.").implemented(),
 
     f(LOG, "logger", S, "zap", "Currently only supports 'zap' for structured logging."),
     f(LOG, "log-outputs", SL, "default", "Specify 'stdout' or 'stderr' to skip journald logging even when running under systemd, or list of comma separated output targets."),
@@ -297,8 +297,8 @@ pub static FLAGS: &[FlagSpec] = &[
     f(EXP, "compaction-batch-limit", I, "1000", "Sets the maximum revisions deleted in each compaction batch (3.6 name)."),
     f(EXP, "experimental-compaction-sleep-interval", D, "10ms", "Sets the sleep interval between each compaction batch."),
     f(EXP, "compaction-sleep-interval", D, "10ms", "Sets the sleep interval between each compaction batch (3.6 name)."),
-    f(EXP, "experimental-watch-progress-notify-interval", D, "10m", "Duration of periodic watch progress notifications."),
-    f(EXP, "watch-progress-notify-interval", D, "10m", "Duration of periodic watch progress notifications (3.6 name)."),
+    f(EXP, "experimental-watch-progress-notify-interval", D, "10m", "Duration of periodic watch progress notifications.").implemented(),
+    f(EXP, "watch-progress-notify-interval", D, "10m", "Duration of periodic watch progress notifications (3.6 name).").implemented(),
     f(EXP, "experimental-downgrade-check-time", D, "5s", "Duration of time between two downgrade status checks."),
     f(EXP, "downgrade-check-time", D, "5s", "Duration of time between two downgrade status checks (3.6 name)."),
     f(EXP, "experimental-warning-apply-duration", D, "100ms", "Time duration after which a warning is generated if request takes more time."),
@@ -532,12 +532,14 @@ mod tests {
             "advertise-client-urls",
             "data-dir",
             "election-timeout",
+            "experimental-watch-progress-notify-interval",
             "heartbeat-interval",
             "initial-advertise-peer-urls",
             "initial-cluster",
             "initial-cluster-state",
             "initial-cluster-token",
             "listen-client-urls",
+            "listen-metrics-urls",
             "listen-peer-urls",
             "log-level",
             "max-request-bytes",
@@ -545,6 +547,7 @@ mod tests {
             "name",
             "quota-backend-bytes",
             "snapshot-count",
+            "watch-progress-notify-interval",
         ];
         assert_eq!(implemented, want);
     }

@@ -388,9 +388,7 @@ fn kubeadm_manifest_flags_parse_with_expected_values() {
             "peer-key-file",
             "peer-client-cert-auth",
             "peer-trusted-ca-file",
-            "listen-metrics-urls",
             "experimental-initial-corrupt-check",
-            "experimental-watch-progress-notify-interval",
         ]
     );
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);

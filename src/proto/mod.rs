@@ -23,3 +23,13 @@ pub mod etcdserverpb {
 pub mod mainstaypb {
     tonic::include_proto!("mainstaypb");
 }
+
+/// etcd's `v3lockpb` package: the Lock service (etcd `api/v3lock/v3lockpb`).
+pub mod v3lockpb {
+    tonic::include_proto!("v3lockpb");
+}
+
+/// etcd's `v3electionpb` package: the Election service (etcd `api/v3election/v3electionpb`).
+pub mod v3electionpb {
+    tonic::include_proto!("v3electionpb");
+}

@@ -49,7 +49,17 @@ pub struct StreamSettings {
     pub max_response_bytes: usize,
     /// `--watch-progress-notify-interval`.
     pub progress_interval: Duration,
+    /// `--election-timeout`: a stream opened with `hasleader=true` is cancelled with
+    /// `etcdserver: no leader` after three of these without a leader (etcd `monitorLeader`).
+    pub election_timeout: Duration,
 }
+
+/// Leader monitoring for streams opened with gRPC metadata `hasleader=true`.
+#[derive(Clone)]
+pub struct LeaderCheck(pub Arc<dyn Fn() -> bool + Send + Sync>);
+
+/// Consecutive election timeouts without a leader before a `hasleader` stream is cancelled.
+const NO_LEADER_TIMEOUTS_MAX: u32 = 3;
 
 type Out = mpsc::Sender<Result<WatchResponse, Status>>;
 
@@ -63,21 +73,38 @@ struct WatchStream {
     next_auto_id: i64,
 }
 
+/// What a stream task shares with the rest of the server.
+pub struct StreamContext {
+    /// The MVCC store (history replay, prev_kv).
+    pub store: Arc<Store>,
+    /// The hub the stream is subscribed to.
+    pub hub: Arc<Hub>,
+    /// Fills response headers.
+    pub header: HeaderFn,
+    /// Limits and intervals.
+    pub settings: StreamSettings,
+    /// Set for streams opened with `hasleader=true`.
+    pub require_leader: Option<LeaderCheck>,
+}
+
 /// Runs one stream until the client half-closes it, its connection goes away, or the
 /// response channel closes.
-pub async fn run<S>(
-    store: Arc<Store>,
-    hub: Arc<Hub>,
-    mut sub: Subscription,
-    mut requests: S,
-    out: Out,
-    header: HeaderFn,
-    settings: StreamSettings,
-) where
+pub async fn run<S>(ctx: StreamContext, mut sub: Subscription, mut requests: S, out: Out)
+where
     S: Stream<Item = Result<WatchRequest, Status>> + Unpin,
 {
+    let StreamContext {
+        store,
+        hub,
+        header,
+        settings,
+        require_leader,
+    } = ctx;
     let mut ticker = tokio::time::interval(settings.progress_interval.max(PROGRESS_INTERVAL_MIN));
     ticker.tick().await;
+    let mut leader_ticker = tokio::time::interval(settings.election_timeout.max(PROGRESS_INTERVAL_MIN));
+    leader_ticker.tick().await;
+    let mut leaderless = 0u32;
     let mut ws = WatchStream {
         store,
         hub,
@@ -117,6 +144,14 @@ pub async fn run<S>(
             },
             Some(events) = sub.events.recv() => ws.deliver(&events).await,
             _ = ticker.tick() => ws.progress_tick(&mut sub).await,
+            _ = leader_ticker.tick(), if require_leader.is_some() => {
+                let has_leader = require_leader.as_ref().is_none_or(|check| (check.0)());
+                leaderless = if has_leader { 0 } else { leaderless + 1 };
+                if leaderless >= NO_LEADER_TIMEOUTS_MAX {
+                    let _ = ws.out.send(Err(Error::NoLeader.into())).await;
+                    return;
+                }
+            }
         }
     }
 }

@@ -8,6 +8,7 @@
     reason = "test code: failing loudly is the point"
 )]
 
+mod concurrency;
 mod crash;
 mod differential;
 mod etcdctl;
@@ -18,3 +19,4 @@ mod kv;
 mod lease;
 mod service;
 mod watch;
+mod watch_fairness;

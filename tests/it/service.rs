@@ -112,3 +112,38 @@ async fn rpcs_of_later_issues_answer_unimplemented() {
     let e = maintenance.defragment(DefragmentRequest {}).await.unwrap_err();
     assert_eq!(e.code(), Code::Unimplemented);
 }
+
+#[tokio::test]
+async fn metrics_listener_serves_livez_readyz_and_health_like_etcd() {
+    // etcd 3.5.11+ (etcdhttp/health.go): Kubernetes-style probes; kubeadm probes
+    // http://127.0.0.1:2381/livez and /readyz (etcd-compat.md §7.1).
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = crate::harness::free_port();
+    let flag = format!("--listen-metrics-urls=http://127.0.0.1:{metrics}");
+    let s = Server::start(crate::harness::Kind::Mainstay, dir.path(), &[&flag]).await;
+    let body = |r: &str| r.split("\r\n\r\n").nth(1).unwrap_or_default().to_string();
+    let livez = http_get(metrics, "/livez").await;
+    assert!(livez.starts_with("HTTP/1.1 200"), "{livez}");
+    assert_eq!(body(&livez), "ok\n");
+    let readyz = http_get(metrics, "/readyz?verbose").await;
+    assert_eq!(
+        body(&readyz),
+        "[+]data_corruption ok\n[+]serializable_read ok\n[+]linearizable_read ok\n[+]non_learner ok\nok\n"
+    );
+    let excluded = http_get(metrics, "/readyz?verbose&exclude=linearizable_read").await;
+    assert!(
+        body(&excluded).contains("[+]linearizable_read excluded: ok\n"),
+        "{excluded}"
+    );
+    let one = http_get(metrics, "/livez/serializable_read").await;
+    assert_eq!(body(&one), "ok\n");
+    assert!(
+        http_get(metrics, "/livez/no_such_check")
+            .await
+            .starts_with("HTTP/1.1 404")
+    );
+    let health = http_get(metrics, "/health?serializable=true").await;
+    assert!(health.ends_with(r#"{"health":"true","reason":""}"#), "{health}");
+    // The client port serves the probes too.
+    assert_eq!(body(&http_get(s.client_port, "/readyz").await), "ok\n");
+}
