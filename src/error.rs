@@ -86,6 +86,14 @@ pub enum Error {
     NotSupportedForLearner,
     #[error("request canceled")]
     Canceled,
+    #[error("bad leader transferee")]
+    BadLeaderTransferee,
+    #[error("wrong downgrade target version format")]
+    WrongDowngradeVersionFormat,
+    #[error("invalid downgrade target version")]
+    InvalidDowngradeTargetVersion,
+    #[error("no inflight downgrade job")]
+    NoInflightDowngrade,
     /// An RPC whose implementation arrives in a later issue; answered as gRPC `Unimplemented`.
     #[error("{0} is not implemented yet")]
     Unimplemented(&'static str),

@@ -9,10 +9,12 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use crate::alarm::alarm_name;
 use crate::api::Ctx;
 use crate::api::maintenance::ETCD_VERSION;
 use crate::error::Error;
 use crate::mvcc::{KeyRange, RangeOptions};
+use crate::proto::etcdserverpb::AlarmType;
 
 /// The routes the client port adds to its gRPC router.
 pub fn client_routes(router: Router, ctx: Ctx) -> Router {
@@ -81,11 +83,21 @@ fn error_text(e: &Error) -> String {
 
 /// etcd's `/health`: 200 `{"health":"true","reason":""}`, or 503 with `"health":"false"` and
 /// the reason: `RAFT NO LEADER` (skipped with `?serializable=true`), or `RANGE ERROR:<err>`
-/// from a Range with limit 1 (serializable when asked). `?exclude=<ALARM>` names alarms to
-/// ignore; Mainstay raises no alarm yet.
+/// from a Range with limit 1 (serializable when asked); before both, any active alarm not
+/// named by `?exclude=<ALARM>` gives `ALARM NOSPACE` / `ALARM CORRUPT`.
 async fn health(ctx: Ctx, RawQuery(q): RawQuery) -> Response {
     let serializable = query_values(&q, "serializable").iter().any(|v| v == "true");
-    let reason = if !serializable && ctx.raft.leader() == 0 {
+    let excluded = query_values(&q, "exclude");
+    let alarm = ctx
+        .applier
+        .alarms()
+        .get(AlarmType::None as i32)
+        .into_iter()
+        .map(|a| alarm_name(a.alarm))
+        .find(|name| !excluded.iter().any(|e| e == name));
+    let reason = if let Some(name) = alarm {
+        Some(format!("ALARM {name}"))
+    } else if !serializable && ctx.raft.leader() == 0 {
         Some("RAFT NO LEADER".to_string())
     } else {
         let read = if serializable {
@@ -135,7 +147,10 @@ async fn run_check(ctx: &Ctx, name: &str) -> Result<(), String> {
     match name {
         "serializable_read" => serializable_read(ctx).await.map_err(|e| error_text(&e)),
         "linearizable_read" => linearizable_read(ctx).await.map_err(|e| error_text(&e)),
-        // No CORRUPT alarm exists yet, and a single voter is never a learner.
+        "data_corruption" if ctx.applier.alarms().is_active(AlarmType::Corrupt) => {
+            Err("etcdserver: corrupt cluster".to_string())
+        }
+        // NOSPACE does not fail readyz (etcd 3.6); a single voter is never a learner.
         "data_corruption" | "non_learner" => Ok(()),
         _ => Err(format!("unknown check {name}")),
     }

@@ -12,6 +12,7 @@
 //! Reads: a linearizable Range waits on a raft ReadIndex barrier, then reads the local store; a
 //! serializable Range reads the local store directly.
 
+pub mod alarm;
 pub mod api;
 pub mod apply;
 pub mod cluster;

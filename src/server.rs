@@ -12,6 +12,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
+use crate::alarm::Alarms;
 use crate::api::cluster::ClusterService;
 use crate::api::election::ElectionService;
 use crate::api::kv::KvService;
@@ -62,7 +63,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let store = Store::open(storage.clone())?;
     let hub = Hub::new(store.committed_revision());
     let lessor = Lessor::load(&storage, &store)?;
-    let applier = Arc::new(Applier::new(store.clone(), lessor.clone()));
+    let alarms = Alarms::load(&storage)?;
+    let applier = Arc::new(Applier::new(store.clone(), lessor.clone(), alarms));
     let client_urls: Vec<String> = config.advertise_client_urls.iter().map(go_url).collect();
     let node = MemberNode {
         name: config.name.clone(),

@@ -3,6 +3,7 @@
 
 use tonic::{Request, Response, Status};
 
+use super::maintenance::{check_quota, request_size};
 use super::{Ctx, validate};
 use crate::apply::command::Command;
 use crate::apply::ops::{self, NoLeases};
@@ -72,6 +73,7 @@ impl Kv for KvService {
     async fn put(&self, request: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
         let p = request.into_inner();
         validate::put(&p)?;
+        check_quota(&self.ctx, request_size(&p)).await?;
         let resp = self
             .write(
                 internal_request::Request::Put(p),
@@ -107,6 +109,9 @@ impl Kv for KvService {
     async fn txn(&self, request: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
         let t = request.into_inner();
         validate::txn(&t, self.ctx.limits.max_txn_ops)?;
+        if ops::txn_puts(&t) {
+            check_quota(&self.ctx, request_size(&t)).await?;
+        }
         if ops::is_txn_read_only(&t) {
             // etcd serves read-only Txns locally after a ReadIndex barrier (v3_server.go Txn).
             self.barrier(ops::is_txn_serializable(&t)).await?;

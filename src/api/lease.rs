@@ -11,6 +11,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::Ctx;
+use super::maintenance::{check_quota, request_size};
 use crate::apply::command::Command;
 use crate::config::limits::{LEASE_TTL_SECS_MAX, WATCH_STREAM_RESPONSES_MAX};
 use crate::error::Error;
@@ -97,6 +98,7 @@ impl Lease for LeaseService {
         if r.ttl > LEASE_TTL_SECS_MAX {
             return Err(Error::LeaseTtlTooLarge.into());
         }
+        check_quota(&self.ctx, request_size(&r)).await?;
         let ttl = r.ttl.max(self.min_ttl_secs);
         if r.id != 0 {
             return Ok(Response::new(self.grant_once(r.id, ttl).await?));

@@ -1,23 +1,32 @@
-//! The Maintenance service. Status is complete enough for `etcdctl endpoint status`; the other
-//! RPCs arrive with the operations and backup issues and answer `Unimplemented` until then.
+//! The Maintenance service (etcd `v3rpc/maintenance.go`, `etcdserver/v3_server.go`): Status,
+//! Alarm, Defragment, Hash, HashKV, MoveLeader and Downgrade. The Snapshot stream arrives with
+//! the backups issue and answers `Unimplemented` until then.
 
 use std::pin::Pin;
 
 use futures::Stream;
+use prost::Message;
 use tonic::{Request, Response, Status};
 
 use super::Ctx;
+use crate::apply::command::Command;
 use crate::error::Error;
+use crate::proto::etcdserverpb::alarm_request::AlarmAction;
+use crate::proto::etcdserverpb::downgrade_request::DowngradeAction;
 use crate::proto::etcdserverpb::maintenance_server::Maintenance;
 use crate::proto::etcdserverpb::{
-    AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse, DowngradeRequest, DowngradeResponse,
-    HashKvRequest, HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest, MoveLeaderResponse,
-    SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
+    AlarmRequest, AlarmResponse, AlarmType, DefragmentRequest, DefragmentResponse, DowngradeRequest,
+    DowngradeResponse, HashKvRequest, HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest,
+    MoveLeaderResponse, SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
 };
+use crate::proto::mainstaypb::{apply_result, internal_request};
 
 /// The etcd version Mainstay reports in Status and `/version`. kube-apiserver gates watch
 /// progress requests on ≥ 3.5.13 (etcd-compat.md §6), so this is a 3.5 release string.
 pub const ETCD_VERSION: &str = "3.5.21";
+
+/// The cluster version (major.minor) that Downgrade validates against.
+const CLUSTER_VERSION: (u64, u64) = (3, 5);
 
 /// The Maintenance service.
 pub struct MaintenanceService {
@@ -31,24 +40,59 @@ impl MaintenanceService {
     }
 }
 
+/// etcd `convertToClusterVersion`: `X.Y.Z` or `X.Y`, reduced to (major, minor).
+fn parse_cluster_version(v: &str) -> Option<(u64, u64)> {
+    let parts: Vec<&str> = v.split('.').collect();
+    if !(2..=3).contains(&parts.len()) {
+        return None;
+    }
+    let nums: Option<Vec<u64>> = parts.iter().map(|p| p.parse().ok()).collect();
+    let nums = nums?;
+    Some((nums[0], nums[1]))
+}
+
 type SnapshotStream = Pin<Box<dyn Stream<Item = Result<SnapshotResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Maintenance for MaintenanceService {
     type SnapshotStream = SnapshotStream;
 
-    async fn alarm(&self, _r: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
-        Err(Error::Unimplemented("Maintenance.Alarm").into())
+    /// GET lists active alarms (type NONE = all) from the local table; ACTIVATE and DEACTIVATE
+    /// go through raft and answer the alarm that changed (etcd `applierV3backend.Alarm`).
+    async fn alarm(&self, request: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
+        let r = request.into_inner();
+        let ctx = &self.ctx;
+        if AlarmAction::try_from(r.action) == Ok(AlarmAction::Get) {
+            let alarms = ctx.applier.alarms().get(r.alarm);
+            return Ok(Response::new(AlarmResponse {
+                header: ctx.header(ctx.store.current_revision()),
+                alarms,
+            }));
+        }
+        let result = ctx
+            .raft
+            .propose(Command::new(internal_request::Request::Alarm(r)))
+            .await?;
+        match result.0.response {
+            Some(apply_result::Response::Alarm(mut resp)) => {
+                resp.header = ctx.complete(resp.header);
+                Ok(Response::new(resp))
+            }
+            _ => Err(Error::Internal("apply returned no alarm response".into()).into()),
+        }
     }
 
     /// etcd `maintenanceServer.Status`: dbSize must be > 0 (`etcdctl endpoint status` divides
-    /// by it).
+    /// by it); `errors` lists active alarms in protobuf text form.
     async fn status(&self, _r: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
         let ctx = &self.ctx;
         let (raft_index, applied) = ctx.raft.indexes();
         let db_size = i64::try_from(ctx.storage.disk_bytes().max(1)).unwrap_or(i64::MAX);
         let leader = ctx.raft.leader();
-        let quota = ctx.limits.quota_backend_bytes;
+        let mut errors = ctx.applier.alarms().status_errors();
+        if leader == 0 {
+            errors.insert(0, "etcdserver: no leader".to_string());
+        }
         let resp = StatusResponse {
             header: ctx.header(ctx.store.current_revision()),
             version: ETCD_VERSION.to_string(),
@@ -57,47 +101,169 @@ impl Maintenance for MaintenanceService {
             raft_index,
             raft_term: ctx.raft.term(),
             raft_applied_index: applied,
-            errors: if leader == 0 {
-                vec!["etcdserver: no leader".to_string()]
-            } else {
-                Vec::new()
-            },
+            errors,
             db_size_in_use: db_size,
             is_learner: false,
             storage_version: String::new(),
-            db_size_quota: i64::try_from(quota).unwrap_or(i64::MAX),
+            db_size_quota: i64::try_from(ctx.limits.quota_backend_bytes).unwrap_or(i64::MAX),
             downgrade_info: None,
         };
         Ok(Response::new(resp))
     }
 
+    /// Rewrites the MVCC tables to drop space freed by compaction. fjall compacts while reads
+    /// and writes go on, so unlike etcd's bbolt defrag nothing is blocked.
     async fn defragment(
         &self,
         _r: Request<DefragmentRequest>,
     ) -> Result<Response<DefragmentResponse>, Status> {
-        Err(Error::Unimplemented("Maintenance.Defragment").into())
+        let storage = self.ctx.storage.clone();
+        tokio::task::spawn_blocking(move || storage.defragment())
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        Ok(Response::new(DefragmentResponse {
+            header: self.ctx.header(self.ctx.store.current_revision()),
+        }))
     }
 
+    /// A CRC-32C over the replicated key space and leases (etcd hashes its whole backend; ours
+    /// leaves out member-local raft state so members can be compared).
     async fn hash(&self, _r: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
-        Err(Error::Unimplemented("Maintenance.Hash").into())
+        let ctx = &self.ctx;
+        let (kv_hash, _, _) = ctx.store.hash_kv(0)?;
+        let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
+        let mut digest = crc.digest();
+        digest.update(&kv_hash.to_be_bytes());
+        for id in ctx.applier.lessor().ids() {
+            digest.update(&id.0.to_be_bytes());
+        }
+        digest.update(&ctx.applier.alarms().encoded());
+        Ok(Response::new(HashResponse {
+            header: ctx.header(ctx.store.current_revision()),
+            hash: digest.finalize(),
+        }))
     }
 
-    async fn hash_kv(&self, _r: Request<HashKvRequest>) -> Result<Response<HashKvResponse>, Status> {
-        Err(Error::Unimplemented("Maintenance.HashKV").into())
+    /// etcd `HashKV`: the hash of the key space at `revision` (0 = current), with the
+    /// compaction revision and (3.6) the hashed revision.
+    async fn hash_kv(&self, request: Request<HashKvRequest>) -> Result<Response<HashKvResponse>, Status> {
+        let ctx = &self.ctx;
+        let (hash, compact, at) = ctx.store.hash_kv(request.into_inner().revision)?;
+        Ok(Response::new(HashKvResponse {
+            header: ctx.header(ctx.store.current_revision()),
+            hash,
+            compact_revision: compact.0,
+            hash_revision: at.0,
+        }))
     }
 
     async fn snapshot(&self, _r: Request<SnapshotRequest>) -> Result<Response<SnapshotStream>, Status> {
         Err(Error::Unimplemented("Maintenance.Snapshot").into())
     }
 
+    /// etcd: only the leader moves leadership (`etcdserver: not leader`), to a voting member
+    /// (`etcdserver: bad leader transferee`); with one member that is the leader itself.
     async fn move_leader(
         &self,
-        _r: Request<MoveLeaderRequest>,
+        request: Request<MoveLeaderRequest>,
     ) -> Result<Response<MoveLeaderResponse>, Status> {
-        Err(Error::Unimplemented("Maintenance.MoveLeader").into())
+        let ctx = &self.ctx;
+        let me = ctx.raft.member_id().0;
+        if ctx.raft.leader() != me {
+            return Err(Error::NotLeader.into());
+        }
+        let target = request.into_inner().target_id;
+        let voter = ctx
+            .raft
+            .members()
+            .into_iter()
+            .any(|(id, _, voter)| id.0 == target && voter);
+        if !voter {
+            return Err(Error::BadLeaderTransferee.into());
+        }
+        Ok(Response::new(MoveLeaderResponse {
+            header: ctx.header(ctx.store.current_revision()),
+        }))
     }
 
-    async fn downgrade(&self, _r: Request<DowngradeRequest>) -> Result<Response<DowngradeResponse>, Status> {
-        Err(Error::Unimplemented("Maintenance.Downgrade").into())
+    /// etcd 3.5 Downgrade: VALIDATE checks the target is exactly one minor version below the
+    /// cluster version; CANCEL without a job fails with `no inflight downgrade job`. ENABLE
+    /// would rewrite the data for an older etcd, which Mainstay cannot do: it answers
+    /// Unimplemented after the same validation.
+    async fn downgrade(
+        &self,
+        request: Request<DowngradeRequest>,
+    ) -> Result<Response<DowngradeResponse>, Status> {
+        let r = request.into_inner();
+        let ctx = &self.ctx;
+        let version = format!("{}.{}.0", CLUSTER_VERSION.0, CLUSTER_VERSION.1);
+        match DowngradeAction::try_from(r.action) {
+            Ok(DowngradeAction::Cancel) => Err(Error::NoInflightDowngrade.into()),
+            Ok(action) => {
+                let target = parse_cluster_version(&r.version).ok_or(Error::WrongDowngradeVersionFormat)?;
+                ctx.raft.read_barrier().await?;
+                if target != (CLUSTER_VERSION.0, CLUSTER_VERSION.1.saturating_sub(1)) {
+                    return Err(Error::InvalidDowngradeTargetVersion.into());
+                }
+                if action == DowngradeAction::Enable {
+                    return Err(Error::Unimplemented("Maintenance.Downgrade ENABLE").into());
+                }
+                Ok(Response::new(DowngradeResponse {
+                    header: ctx.header(ctx.store.current_revision()),
+                    version,
+                }))
+            }
+            Err(_) => Err(Error::Internal("unknown downgrade action".into()).into()),
+        }
+    }
+}
+
+/// Checks a write against the backend quota (etcd `quotaKVServer` / `quotaAlarmer`): while
+/// NOSPACE is raised, or when this request would push the database over
+/// `--quota-backend-bytes`, the request fails with `etcdserver: mvcc: database space exceeded`
+/// and (in the second case) NOSPACE is raised through raft.
+///
+/// # Errors
+/// [`Error::NoSpace`].
+pub async fn check_quota(ctx: &Ctx, request_bytes: usize) -> Result<(), Error> {
+    if ctx.applier.alarms().is_active(AlarmType::Nospace) {
+        return Err(Error::NoSpace);
+    }
+    // etcd's cost model: the request plus per-key overhead (storage/quota.go kvOverhead = 256).
+    let cost = request_bytes as u64 + 256;
+    if ctx.storage.disk_bytes().saturating_add(cost) <= ctx.limits.quota_backend_bytes {
+        return Ok(());
+    }
+    let raise = AlarmRequest {
+        action: AlarmAction::Activate as i32,
+        member_id: ctx.raft.member_id().0,
+        alarm: AlarmType::Nospace as i32,
+    };
+    if let Err(e) = ctx
+        .raft
+        .propose(Command::new(internal_request::Request::Alarm(raise)))
+        .await
+    {
+        tracing::warn!(error = %e, "failed to raise the NOSPACE alarm");
+    }
+    Err(Error::NoSpace)
+}
+
+/// Encoded size of a request, for [`check_quota`].
+pub fn request_size(m: &impl Message) -> usize {
+    m.encoded_len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_versions_parse_like_etcd() {
+        assert_eq!(parse_cluster_version("3.4"), Some((3, 4)));
+        assert_eq!(parse_cluster_version("3.4.0"), Some((3, 4)));
+        assert_eq!(parse_cluster_version("3"), None);
+        assert_eq!(parse_cluster_version("three.four"), None);
     }
 }

@@ -53,6 +53,16 @@ pub fn code_and_message(e: &Error) -> (Code, String) {
             "etcdserver: rpc not supported for learner",
         ),
         Error::Canceled => (Code::Cancelled, "etcdserver: request canceled"),
+        Error::BadLeaderTransferee => (Code::FailedPrecondition, "etcdserver: bad leader transferee"),
+        Error::WrongDowngradeVersionFormat => (
+            Code::InvalidArgument,
+            "etcdserver: wrong downgrade target version format",
+        ),
+        Error::InvalidDowngradeTargetVersion => (
+            Code::InvalidArgument,
+            "etcdserver: invalid downgrade target version",
+        ),
+        Error::NoInflightDowngrade => (Code::FailedPrecondition, "etcdserver: no inflight downgrade job"),
         Error::Unimplemented(rpc) => {
             return (
                 Code::Unimplemented,
@@ -192,6 +202,26 @@ mod tests {
             "etcdserver: rpc not supported for learner",
         ),
         (Error::Canceled, Code::Cancelled, "etcdserver: request canceled"),
+        (
+            Error::BadLeaderTransferee,
+            Code::FailedPrecondition,
+            "etcdserver: bad leader transferee",
+        ),
+        (
+            Error::WrongDowngradeVersionFormat,
+            Code::InvalidArgument,
+            "etcdserver: wrong downgrade target version format",
+        ),
+        (
+            Error::InvalidDowngradeTargetVersion,
+            Code::InvalidArgument,
+            "etcdserver: invalid downgrade target version",
+        ),
+        (
+            Error::NoInflightDowngrade,
+            Code::FailedPrecondition,
+            "etcdserver: no inflight downgrade job",
+        ),
     ];
 
     #[test]

@@ -43,6 +43,7 @@ impl fmt::Display for Command {
             Some(internal_request::Request::Compaction(_)) => "compaction",
             Some(internal_request::Request::LeaseGrant(_)) => "lease_grant",
             Some(internal_request::Request::LeaseRevoke(_)) => "lease_revoke",
+            Some(internal_request::Request::Alarm(_)) => "alarm",
             None => "empty",
         };
         write!(f, "{kind}(format {})", self.0.format)

@@ -11,26 +11,39 @@ use std::sync::Arc;
 
 use self::command::{COMMAND_FORMAT, Command, Response};
 use self::ops::LeaseLookup;
+use crate::alarm::Alarms;
 use crate::error::{Error, StorageError};
 use crate::lease::Lessor;
 use crate::lease::lessor::{lease_key, lease_record};
 use crate::mvcc::{ApplyBatch, KeyRange, Store};
+use crate::proto::etcdserverpb::alarm_request::AlarmAction;
 use crate::proto::etcdserverpb::{
-    CompactionResponse, LeaseGrantResponse, LeaseRevokeResponse, ResponseHeader,
+    AlarmResponse, AlarmType, CompactionResponse, LeaseGrantResponse, LeaseRevokeResponse, ResponseHeader,
 };
 use crate::proto::mainstaypb::{ApplyErrorCode, ApplyResult, apply_result, internal_request};
+use crate::storage::schema;
 use crate::types::{LeaseId, Revision};
 
 /// Applies commands to the store and the lease table.
 pub struct Applier {
     store: Arc<Store>,
     lessor: Arc<Lessor>,
+    alarms: Arc<Alarms>,
 }
 
 impl Applier {
-    /// An applier over `store` and `lessor`.
-    pub fn new(store: Arc<Store>, lessor: Arc<Lessor>) -> Applier {
-        Applier { store, lessor }
+    /// An applier over `store`, `lessor` and `alarms`.
+    pub fn new(store: Arc<Store>, lessor: Arc<Lessor>, alarms: Arc<Alarms>) -> Applier {
+        Applier {
+            store,
+            lessor,
+            alarms,
+        }
+    }
+
+    /// The alarm table this applier keeps.
+    pub fn alarms(&self) -> &Arc<Alarms> {
+        &self.alarms
     }
 
     /// The store this applier writes.
@@ -73,6 +86,9 @@ impl Applier {
                         batch.put_lease(lease_key(id), lease_record(id, g.ttl));
                         self.lessor.grant(id, g.ttl);
                     }
+                    (apply_result::Response::Alarm(_), _) => {
+                        batch.put_meta(schema::META_ALARMS, self.alarms.encoded());
+                    }
                     (
                         apply_result::Response::LeaseRevoke(r),
                         Some(internal_request::Request::LeaseRevoke(req)),
@@ -106,7 +122,25 @@ impl Applier {
         request: &internal_request::Request,
     ) -> Result<Result<apply_result::Response, ApplyErrorCode>, StorageError> {
         let leases: &dyn LeaseLookup = self.lessor.as_ref();
+        if let Some(code) = self.gate(request) {
+            return Ok(Err(code));
+        }
         let result = match request {
+            internal_request::Request::Alarm(a) => {
+                let changed = match AlarmAction::try_from(a.action) {
+                    Ok(AlarmAction::Activate) => self.alarms.activate(a.member_id, a.alarm),
+                    Ok(AlarmAction::Deactivate) => self.alarms.deactivate(a.member_id, a.alarm),
+                    _ => None,
+                };
+                let header = Some(ResponseHeader {
+                    revision: txn.begin_revision().0,
+                    ..Default::default()
+                });
+                Ok(apply_result::Response::Alarm(AlarmResponse {
+                    header,
+                    alarms: changed.into_iter().collect(),
+                }))
+            }
             internal_request::Request::Put(p) => ops::put(txn, p, leases).map(apply_result::Response::Put),
             internal_request::Request::DeleteRange(d) => {
                 ops::delete_range(txn, d).map(apply_result::Response::DeleteRange)
@@ -153,6 +187,27 @@ impl Applier {
     }
 }
 
+impl Applier {
+    /// etcd's capped and corrupt appliers: while NOSPACE is raised, Put, Txns that put and
+    /// LeaseGrant fail with `database space exceeded`; while CORRUPT is raised, every KV and lease
+    /// write fails with `corrupt cluster`. Alarm requests always pass.
+    fn gate(&self, request: &internal_request::Request) -> Option<ApplyErrorCode> {
+        use internal_request::Request as R;
+        if matches!(request, R::Alarm(_)) {
+            return None;
+        }
+        if self.alarms.is_active(AlarmType::Corrupt) {
+            return Some(ApplyErrorCode::Corrupt);
+        }
+        let costs_space = match request {
+            R::Put(_) | R::LeaseGrant(_) => true,
+            R::Txn(t) => ops::txn_puts(t),
+            _ => false,
+        };
+        (costs_space && self.alarms.is_active(AlarmType::Nospace)).then_some(ApplyErrorCode::NoSpace)
+    }
+}
+
 /// The apply error code of a request error decided by the replicated state; `None` for
 /// failures that are not request errors (storage), which stop the member instead.
 fn error_code(e: &Error) -> Option<ApplyErrorCode> {
@@ -162,6 +217,8 @@ fn error_code(e: &Error) -> Option<ApplyErrorCode> {
         Error::FutureRevision => Some(ApplyErrorCode::FutureRevision),
         Error::LeaseNotFound => Some(ApplyErrorCode::LeaseNotFound),
         Error::LeaseExists => Some(ApplyErrorCode::LeaseExists),
+        Error::NoSpace => Some(ApplyErrorCode::NoSpace),
+        Error::Corrupt => Some(ApplyErrorCode::Corrupt),
         _ => None,
     }
 }
@@ -175,6 +232,8 @@ pub fn code_to_error(code: i32) -> Option<Error> {
         ApplyErrorCode::FutureRevision => Some(Error::FutureRevision),
         ApplyErrorCode::LeaseNotFound => Some(Error::LeaseNotFound),
         ApplyErrorCode::LeaseExists => Some(Error::LeaseExists),
+        ApplyErrorCode::NoSpace => Some(Error::NoSpace),
+        ApplyErrorCode::Corrupt => Some(Error::Corrupt),
         ApplyErrorCode::UnknownCommandFormat => Some(Error::Internal(
             "command written by a newer Mainstay format".into(),
         )),

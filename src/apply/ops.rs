@@ -346,6 +346,18 @@ fn execute_txn(
     })
 }
 
+/// Whether a Txn puts anything in any branch at any depth (etcd's quota `Cost > 0`).
+pub fn txn_puts(rt: &TxnRequest) -> bool {
+    rt.success
+        .iter()
+        .chain(rt.failure.iter())
+        .any(|op| match &op.request {
+            Some(request_op::Request::RequestPut(_)) => true,
+            Some(request_op::Request::RequestTxn(nested)) => txn_puts(nested),
+            _ => false,
+        })
+}
+
 /// Whether a Txn only reads, in every branch at every depth (etcd `IsTxnReadonly`); such a Txn
 /// is served without raft.
 pub fn is_txn_read_only(rt: &TxnRequest) -> bool {

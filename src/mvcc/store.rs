@@ -188,6 +188,57 @@ impl Store {
         Ok(out)
     }
 
+    /// etcd's HashKV: a CRC-32C over the key space as of `rev` (0 = current) that does not
+    /// depend on when old versions were physically deleted — the live versions at the
+    /// compaction revision, then every change after it up to `rev`. Returns (hash, compaction
+    /// revision, hashed revision).
+    ///
+    /// # Errors
+    /// `Compacted` / `FutureRevision` for `rev` outside the retained history.
+    pub fn hash_kv(&self, rev: i64) -> Result<(u32, Revision, Revision), Error> {
+        let (current, compacted) = {
+            let s = self.read_state();
+            (s.current, s.compacted)
+        };
+        let at = check_read_revision(rev, current, compacted)?;
+        let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
+        let mut digest = crc.digest();
+        if compacted.0 > 0 {
+            let base = self.range(
+                &KeyRange::new(b"\0", b"\0"),
+                RangeOptions {
+                    revision: compacted.0,
+                    ..RangeOptions::default()
+                },
+            )?;
+            for kv in base.kvs {
+                digest.update(
+                    &RevisionKey {
+                        main: kv.mod_revision,
+                        sub: 0,
+                    }
+                    .encode(false),
+                );
+                digest.update(&kv.encode_to_vec());
+            }
+        }
+        let mut from = Revision(compacted.0.max(0)).next();
+        loop {
+            let chunk = self.history(from, at, 1000)?;
+            let Some(last) = chunk.last().map(|r| r.revision) else {
+                break;
+            };
+            for rev in &chunk {
+                for (sub, c) in rev.changes.iter().enumerate() {
+                    digest.update(&RevisionKey::new(rev.revision, sub as i64).encode(c.tombstone));
+                    digest.update(&c.kv.encode_to_vec());
+                }
+            }
+            from = last.next();
+        }
+        Ok((digest.finalize(), compacted, at))
+    }
+
     /// The revision of the last compaction ([`NEVER_COMPACTED`] when never compacted).
     pub fn compact_revision(&self) -> Revision {
         self.read_state().compacted
@@ -626,6 +677,11 @@ impl ApplyBatch<'_> {
     /// Writes a lease record in the same batch (the lease table is part of the state machine).
     pub fn put_lease(&mut self, key: [u8; 8], record: Vec<u8>) {
         self.batch.insert(&self.store.storage.lease, key, record);
+    }
+
+    /// Writes a state-machine meta value (e.g. the alarm table) in the same batch.
+    pub fn put_meta(&mut self, key: &[u8], value: Vec<u8>) {
+        self.batch.insert(&self.store.storage.meta, key, value);
     }
 
     /// Removes a lease record in the same batch.

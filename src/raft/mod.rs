@@ -240,7 +240,8 @@ mod suite_test {
             let storage = Storage::open(dir.path()).unwrap();
             let store = Store::open(storage.clone()).unwrap();
             let lessor = crate::lease::Lessor::load(&storage, &store).unwrap();
-            let applier = Arc::new(Applier::new(store, lessor));
+            let alarms = crate::alarm::Alarms::load(&storage).unwrap();
+            let applier = Arc::new(Applier::new(store, lessor, alarms));
             let log = LogStore::open(storage.clone()).unwrap();
             let hub = crate::watch::Hub::new(crate::types::Revision(1));
             let sm = StateMachine::open(storage, applier, hub).unwrap();

@@ -23,7 +23,11 @@ const TAG_META: u8 = 2;
 const TAG_LEASE: u8 = 3;
 /// Store-bookkeeping meta keys carried in a snapshot (the applied id and membership come from
 /// the raft metadata instead).
-const META_KEYS: [&[u8]; 2] = [schema::META_REVISION, schema::META_COMPACT_REVISION];
+const META_KEYS: [&[u8]; 3] = [
+    schema::META_REVISION,
+    schema::META_COMPACT_REVISION,
+    schema::META_ALARMS,
+];
 
 fn put_record(out: &mut Vec<u8>, tag: u8, key: &[u8], value: &[u8]) -> io::Result<()> {
     let len = |n: usize| u32::try_from(n).map_err(|_| io::Error::other("snapshot record too large"));

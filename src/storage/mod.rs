@@ -7,6 +7,7 @@
 
 pub mod schema;
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
@@ -108,15 +109,39 @@ impl Storage {
         Ok(())
     }
 
-    /// Bytes the database's files occupy (sum of file sizes under its directory: tables, blobs,
-    /// journals, metadata). etcd reports its bbolt file size the same way in Status `dbSize`.
+    /// The size of the state-machine data in bytes — what etcd's Status `dbSize` and the
+    /// backend quota measure for its bbolt file: the on-disk tables of the `kv`, `lease` and
+    /// `meta` keyspaces plus the write buffers not yet flushed. The raft log (etcd's WAL) is not
+    /// counted, as etcd does not count its WAL.
     pub fn disk_bytes(&self) -> u64 {
-        dir_bytes(&self.path)
+        let tables: u64 = [&self.kv, &self.lease, &self.meta]
+            .iter()
+            .map(|ks| ks.disk_space())
+            .sum();
+        tables + self.db.write_buffer_size()
     }
 
     /// Where the last raft snapshot image is kept (next to the database directory).
     pub fn raft_snapshot_path(&self) -> PathBuf {
         self.path.with_file_name(schema::RAFT_SNAPSHOT_FILE)
+    }
+
+    /// Bytes all files under the database directory occupy (allocated blocks).
+    pub fn footprint_bytes(&self) -> u64 {
+        dir_bytes(&self.path)
+    }
+
+    /// Rewrites the tables of the state-machine keyspaces (fjall major compaction), dropping
+    /// space freed by MVCC compaction; reads and writes continue meanwhile.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn defragment(&self) -> Result<(), StorageError> {
+        for ks in [&self.kv, &self.lease, &self.meta] {
+            ks.rotate_memtable_and_wait()?;
+            ks.major_compact()?;
+        }
+        Ok(())
     }
 
     /// The database directory.
@@ -151,7 +176,8 @@ fn dir_bytes(dir: &Path) -> u64 {
         .flatten()
         .map(|e| match e.file_type() {
             Ok(t) if t.is_dir() => dir_bytes(&e.path()),
-            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
+            // Allocated bytes, not the apparent length: fjall pre-sizes its journal sparsely.
+            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.blocks() * 512),
             _ => 0,
         })
         .sum()

@@ -42,6 +42,8 @@ pub const META_MEMBERSHIP: &[u8] = b"membership";
 pub const META_REVISION: &[u8] = b"revision";
 /// Compaction revision (i64 big-endian); 0 when never compacted.
 pub const META_COMPACT_REVISION: &[u8] = b"compact_revision";
+/// The alarm table (protobuf `AlarmResponse` listing the active alarms).
+pub const META_ALARMS: &[u8] = b"alarms";
 /// This member's ID (u64 big-endian).
 pub const META_MEMBER_ID: &[u8] = b"member_id";
 /// The cluster ID (u64 big-endian).

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use mainstay::proto::etcdserverpb::auth_client::AuthClient;
-use mainstay::proto::etcdserverpb::{AuthStatusRequest, DefragmentRequest, MemberListRequest, StatusRequest};
+use mainstay::proto::etcdserverpb::{AuthStatusRequest, MemberListRequest, SnapshotRequest, StatusRequest};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::Code;
 
@@ -109,7 +109,7 @@ async fn rpcs_of_later_issues_answer_unimplemented() {
     let e = auth.auth_status(AuthStatusRequest {}).await.unwrap_err();
     assert_eq!(e.code(), Code::Unimplemented);
     let mut maintenance = s.maintenance().await;
-    let e = maintenance.defragment(DefragmentRequest {}).await.unwrap_err();
+    let e = maintenance.snapshot(SnapshotRequest {}).await.unwrap_err();
     assert_eq!(e.code(), Code::Unimplemented);
 }
 
