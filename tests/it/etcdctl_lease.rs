@@ -26,36 +26,12 @@
 
 use std::process::Command;
 
-use tempfile::TempDir;
-
-use crate::harness::{Kind, Server, etcdctl_bin};
+use crate::harness::{Kind, Pair, Server, etcdctl_bin};
 
 /// A lease ID no test grants (printed by etcdctl as `0000000000001234`).
 const UNKNOWN: &str = "1234";
 
 // ---------------------------------------------------------------- servers
-
-/// etcd and Mainstay, each with its own data directory.
-struct Pair {
-    etcd: Server,
-    mainstay: Server,
-    _dirs: [TempDir; 2],
-}
-
-impl Pair {
-    async fn start() -> Pair {
-        let (de, dm) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let (etcd, mainstay) = tokio::join!(
-            Server::start(Kind::Etcd, de.path(), &[]),
-            Server::start(Kind::Mainstay, dm.path(), &[])
-        );
-        Pair {
-            etcd,
-            mainstay,
-            _dirs: [de, dm],
-        }
-    }
-}
 
 // ---------------------------------------------------------------- one command sequence
 

@@ -25,9 +25,8 @@ use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tempfile::TempDir;
 
-use crate::harness::{Kind, Server, etcdctl_bin};
+use crate::harness::{Kind, Pair, Server, etcdctl_bin};
 
 /// How long one wait for etcdctl output may take.
 const WAIT: Duration = Duration::from_secs(10);
@@ -38,32 +37,6 @@ const SENTINEL: &str = "sentinel";
 const COMPACTED: &str = "etcdserver: mvcc: required revision has been compacted";
 
 // ---------------------------------------------------------------- servers
-
-/// etcd and Mainstay, each with its own data directory.
-struct Pair {
-    etcd: Server,
-    mainstay: Server,
-    _dirs: [TempDir; 2],
-}
-
-impl Pair {
-    async fn start() -> Pair {
-        let (de, dm) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let (etcd, mainstay) = tokio::join!(
-            Server::start(Kind::Etcd, de.path(), &[]),
-            Server::start(Kind::Mainstay, dm.path(), &[])
-        );
-        Pair {
-            etcd,
-            mainstay,
-            _dirs: [de, dm],
-        }
-    }
-
-    fn both(&self) -> [&Server; 2] {
-        [&self.etcd, &self.mainstay]
-    }
-}
 
 /// Runs an etcdctl command that must succeed with nothing on stderr; returns stdout.
 fn ctl(s: &Server, args: &[&str]) -> String {

@@ -206,3 +206,32 @@ impl Drop for Server {
         self.kill9();
     }
 }
+
+/// The real etcd and Mainstay side by side, each with its own data directory, for tests that
+/// run the same commands against both and compare.
+pub struct Pair {
+    pub etcd: Server,
+    pub mainstay: Server,
+    _dirs: [tempfile::TempDir; 2],
+}
+
+impl Pair {
+    /// Starts both servers.
+    pub async fn start() -> Pair {
+        let (de, dm) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (etcd, mainstay) = tokio::join!(
+            Server::start(Kind::Etcd, de.path(), &[]),
+            Server::start(Kind::Mainstay, dm.path(), &[])
+        );
+        Pair {
+            etcd,
+            mainstay,
+            _dirs: [de, dm],
+        }
+    }
+
+    /// Both servers, etcd first.
+    pub fn both(&self) -> [&Server; 2] {
+        [&self.etcd, &self.mainstay]
+    }
+}
