@@ -11,6 +11,12 @@
 //!
 //! Reads: a linearizable Range waits on a raft ReadIndex barrier, then reads the local store; a
 //! serializable Range reads the local store directly.
+//!
+//! After each apply batch is written, `watch::Hub` offers its revisions to every Watch stream
+//! (bounded channels; a stream that falls behind replays from the store). Leases live in
+//! `lease::Lessor` (changed only by apply; deadlines kept by a leader-only expiry task that
+//! proposes revokes), alarms in `alarm::Alarms`. `concurrency` runs etcd's Lock and Election on
+//! top of KV, Lease and Watch.
 
 pub mod alarm;
 pub mod api;
