@@ -90,11 +90,12 @@ impl Alarms {
         .encode_to_vec()
     }
 
-    /// The Status `errors` entries: the protobuf text form of each alarm, as etcd reports them.
+    /// The Status `errors` entries: the (gogoproto compact) text form of each alarm, trailing
+    /// space included, exactly as etcd reports them (`memberID:7 alarm:NOSPACE `).
     pub fn status_errors(&self) -> Vec<String> {
         self.get(AlarmType::None as i32)
             .iter()
-            .map(|a| format!("memberID:{} alarm:{}", a.member_id, alarm_name(a.alarm)))
+            .map(|a| format!("memberID:{} alarm:{} ", a.member_id, alarm_name(a.alarm)))
             .collect()
     }
 }
@@ -121,7 +122,7 @@ mod tests {
         assert!(a.activate(7, AlarmType::None as i32).is_none());
         assert_eq!(a.get(AlarmType::Corrupt as i32), vec![]);
         assert_eq!(a.get(AlarmType::None as i32).len(), 1);
-        assert_eq!(a.status_errors(), vec!["memberID:7 alarm:NOSPACE".to_string()]);
+        assert_eq!(a.status_errors(), vec!["memberID:7 alarm:NOSPACE ".to_string()]);
         assert!(a.deactivate(7, AlarmType::Nospace as i32).is_some());
         assert!(!a.is_active(AlarmType::Nospace));
     }

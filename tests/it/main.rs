@@ -17,6 +17,7 @@ mod etcdctl_watch;
 mod harness;
 mod kv;
 mod lease;
+mod maintenance;
 mod service;
 mod watch;
 mod watch_fairness;
