@@ -1,7 +1,7 @@
 //! Plain-HTTP endpoints (etcd `etcdhttp/health.go`, `version.go`): `/health`, `/livez`,
 //! `/readyz` (and their `/<check>` sub-paths) on the client port and on the metrics listener
 //! (`--listen-metrics-urls`, kubeadm probes `http://127.0.0.1:2381/livez` and `/readyz`), and
-//! `/version` on the client port only. `/metrics` arrives with the operations issue.
+//! `/version` on the client port only, and `/metrics` (see `metrics`) on both.
 
 use axum::Router;
 use axum::extract::{Path, RawQuery};
@@ -23,9 +23,10 @@ pub fn client_routes(router: Router, ctx: Ctx) -> Router {
 
 /// The routes of the metrics listener (and the health part of the client port).
 pub fn health_routes(router: Router, ctx: Ctx) -> Router {
-    let (h, l, r) = (ctx.clone(), ctx.clone(), ctx.clone());
+    let (h, l, r, m) = (ctx.clone(), ctx.clone(), ctx.clone(), ctx.clone());
     let (l1, r1) = (ctx.clone(), ctx);
     router
+        .route("/metrics", get(move || metrics(m.clone())))
         .route("/health", get(move |q: RawQuery| health(h.clone(), q)))
         .route(
             "/livez",
@@ -194,6 +195,19 @@ async fn probe(ctx: Ctx, probe: Probe, only: Option<String>, RawQuery(q): RawQue
         "ok\n".to_string()
     };
     (StatusCode::OK, plain, body).into_response()
+}
+
+/// Prometheus text exposition (etcd serves `text/plain; version=0.0.4`).
+async fn metrics(ctx: Ctx) -> Response {
+    let body = crate::metrics::METRICS
+        .as_ref()
+        .map(|m| m.render(&ctx))
+        .unwrap_or_default();
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        body,
+    )
+        .into_response()
 }
 
 async fn version() -> impl IntoResponse {

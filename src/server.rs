@@ -106,6 +106,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         client_urls,
     };
     tokio::spawn(crate::lease::expiry::run(lessor, raft.clone()));
+    let watched = raft.clone();
+    tokio::spawn(async move {
+        watched
+            .watch_leader(|| crate::metrics::with(|m| m.leader_changes.inc()))
+            .await;
+    });
     let metrics_ctx = ctx.clone();
     let router = router(ctx, hub, &config).await;
     let mut tasks = JoinSet::new();
@@ -217,9 +223,11 @@ async fn router(ctx: Ctx, hub: Arc<Hub>, config: &Config) -> axum::Router {
         ElectionServer::new(ElectionService::new(ctx.clone(), hub)).max_decoding_message_size(max_recv),
     )
     .add_service(health_service);
-    crate::http::client_routes(routes.into_axum_router(), ctx).layer(axum::middleware::map_response(
-        crate::api::interceptor::grpc_go_errors,
-    ))
+    crate::http::client_routes(routes.into_axum_router(), ctx)
+        .layer(axum::middleware::map_response(
+            crate::api::interceptor::grpc_go_errors,
+        ))
+        .layer(axum::middleware::from_fn(crate::metrics::grpc_layer))
 }
 
 async fn bind(url: &url::Url) -> anyhow::Result<TcpListener> {

@@ -716,7 +716,9 @@ impl ApplyBatch<'_> {
             );
         }
         meta(&mut self.batch);
+        let started = std::time::Instant::now();
         self.batch.commit()?;
+        crate::metrics::with(|m| m.backend_commit.observe(started.elapsed().as_secs_f64()));
         {
             let mut staged = store.write_staged();
             for rev in &self.staged {

@@ -84,7 +84,9 @@ fn flusher(mut sync: impl FnMut() -> Result<(), String>, rx: &Receiver<Flush>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         batch.extend(rx.try_iter());
+        let started = std::time::Instant::now();
         let result = sync();
+        crate::metrics::with(|m| m.wal_fsync.observe(started.elapsed().as_secs_f64()));
         for callback in batch {
             callback.io_completed(match &result {
                 Ok(()) => Ok(()),

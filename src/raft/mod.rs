@@ -205,6 +205,23 @@ impl RaftNode {
             .collect()
     }
 
+    /// Calls `changed` every time the known leader changes (including the first election),
+    /// until raft stops.
+    pub async fn watch_leader(&self, mut changed: impl FnMut()) {
+        let mut rx = self.raft.metrics();
+        let mut last = None;
+        loop {
+            let leader = rx.borrow_watched().current_leader;
+            if leader.is_some() && leader != last {
+                changed();
+            }
+            last = leader;
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
     /// Stops raft.
     pub async fn shutdown(&self) {
         if let Err(e) = self.raft.shutdown().await {

@@ -147,3 +147,54 @@ async fn metrics_listener_serves_livez_readyz_and_health_like_etcd() {
     // The client port serves the probes too.
     assert_eq!(body(&http_get(s.client_port, "/readyz").await), "ok\n");
 }
+
+#[tokio::test]
+async fn metrics_use_etcds_names_types_and_grpc_labels() {
+    // etcd-compat.md §7.2: dashboards and etcd-mixin alerts match these names exactly.
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = crate::harness::free_port();
+    let flag = format!("--listen-metrics-urls=http://127.0.0.1:{metrics}");
+    let s = Server::start(crate::harness::Kind::Mainstay, dir.path(), &[&flag]).await;
+    let mut kv = s.kv().await;
+    kv.put(mainstay::proto::etcdserverpb::PutRequest {
+        key: "m".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let e = kv
+        .range(mainstay::proto::etcdserverpb::RangeRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    let text = http_get(metrics, "/metrics").await;
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    for (name, kind) in [
+        ("etcd_server_has_leader", "gauge"),
+        ("etcd_server_is_leader", "gauge"),
+        ("etcd_server_leader_changes_seen_total", "counter"),
+        ("etcd_server_proposals_committed_total", "gauge"),
+        ("etcd_disk_wal_fsync_duration_seconds", "histogram"),
+        ("etcd_disk_backend_commit_duration_seconds", "histogram"),
+        ("etcd_mvcc_db_total_size_in_bytes", "gauge"),
+        ("etcd_server_quota_backend_bytes", "gauge"),
+        ("grpc_server_handled_total", "counter"),
+        ("process_resident_memory_bytes", "gauge"),
+    ] {
+        assert!(
+            text.contains(&format!("# TYPE {name} {kind}")),
+            "{name} {kind} missing"
+        );
+    }
+    assert!(text.contains("etcd_server_has_leader 1"));
+    assert!(text.contains(
+        r#"grpc_server_handled_total{grpc_code="InvalidArgument",grpc_method="Range",grpc_service="etcdserverpb.KV",grpc_type="unary"} 1"#
+    ));
+    assert!(text.contains(r#"grpc_server_handled_total{grpc_code="OK",grpc_method="Put",grpc_service="etcdserverpb.KV",grpc_type="unary"} 1"#));
+    // The client port serves /metrics too.
+    assert!(
+        http_get(s.client_port, "/metrics")
+            .await
+            .contains("etcd_mvcc_put_total")
+    );
+}
