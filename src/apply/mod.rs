@@ -64,6 +64,11 @@ impl Applier {
     /// # Errors
     /// Storage failures only; they are fatal for the member.
     pub fn apply(&self, command: &Command, batch: &mut ApplyBatch<'_>) -> Result<Response, StorageError> {
+        if let (COMMAND_FORMAT, Some(internal_request::Request::LeaseRevokeBatch(b))) =
+            (command.0.format, &command.0.request)
+        {
+            return Ok(Response(self.revoke_batch(&b.ids, batch)));
+        }
         let mut txn = self.store.write();
         let outcome = match (command.0.format, &command.0.request) {
             (COMMAND_FORMAT, Some(request)) => self.dispatch(&mut txn, request)?,
@@ -169,6 +174,7 @@ impl Applier {
                     }))
                 }
             }
+            internal_request::Request::LeaseRevokeBatch(_) => return Ok(Err(ApplyErrorCode::EmptyCommand)),
             internal_request::Request::LeaseRevoke(r) => match self.lessor.keys(LeaseId(r.id)) {
                 None => Err(Error::LeaseNotFound),
                 // etcd: all attached keys go in one write transaction, in key order.
@@ -188,6 +194,41 @@ impl Applier {
 }
 
 impl Applier {
+    /// Revokes expired leases, each in its own write transaction (one revision per lease that
+    /// holds keys, its keys deleted in key order), skipping leases already gone.
+    fn revoke_batch(&self, ids: &[i64], batch: &mut ApplyBatch<'_>) -> ApplyResult {
+        if self.alarms.is_active(AlarmType::Corrupt) {
+            return ApplyResult {
+                error: ApplyErrorCode::Corrupt as i32,
+                response: None,
+            };
+        }
+        let mut revoked = 0u64;
+        for &raw in ids {
+            let id = LeaseId(raw);
+            let Some(keys) = self.lessor.keys(id) else {
+                continue;
+            };
+            let mut txn = self.store.write();
+            for k in keys {
+                // A delete cannot fail on a key the lessor holds; storage errors surface later
+                // through the batch commit.
+                if txn.delete_range(&KeyRange::Single(k.to_vec())).is_err() {
+                    break;
+                }
+            }
+            let committed = txn.stage(batch);
+            self.lessor.on_changes(&committed.changes);
+            batch.remove_lease(lease_key(id));
+            self.lessor.remove(id);
+            revoked += 1;
+        }
+        ApplyResult {
+            error: ApplyErrorCode::ApplyOk as i32,
+            response: Some(apply_result::Response::LeasesRevoked(revoked)),
+        }
+    }
+
     /// etcd's capped and corrupt appliers: while NOSPACE is raised, Put, Txns that put and
     /// LeaseGrant fail with `database space exceeded`; while CORRUPT is raised, every KV and lease
     /// write fails with `corrupt cluster`. Alarm requests always pass.

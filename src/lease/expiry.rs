@@ -7,9 +7,7 @@ use std::time::Instant;
 use super::Lessor;
 use crate::apply::command::Command;
 use crate::config::limits::{LEASE_EXPIRY_CHECK_INTERVAL, LEASE_REVOKE_RETRY, LEASE_REVOKES_PER_SEC_MAX};
-use crate::error::Error;
-use crate::proto::etcdserverpb::LeaseRevokeRequest;
-use crate::proto::mainstaypb::internal_request;
+use crate::proto::mainstaypb::{LeaseRevokeBatch, internal_request};
 use crate::raft::RaftNode;
 
 /// Runs until the process ends.
@@ -22,17 +20,20 @@ pub async fn run(lessor: Arc<Lessor>, raft: RaftNode) {
             continue;
         }
         let expired = lessor.take_expired(Instant::now(), per_tick, LEASE_REVOKE_RETRY);
-        for id in expired {
-            let raft = raft.clone();
-            tokio::spawn(async move {
-                let cmd = Command::new(internal_request::Request::LeaseRevoke(LeaseRevokeRequest {
-                    id: id.0,
-                }));
-                match raft.propose(cmd).await {
-                    Ok(_) | Err(Error::LeaseNotFound) => {}
-                    Err(e) => tracing::warn!(lease = id.0, error = %e, "failed to revoke expired lease"),
-                }
-            });
+        if expired.is_empty() {
+            continue;
         }
+        // One raft entry per tick for all expired leases: a mass expiry costs a few proposals,
+        // not thousands competing with client writes.
+        let ids = expired.iter().map(|id| id.0).collect();
+        let cmd = Command::new(internal_request::Request::LeaseRevokeBatch(LeaseRevokeBatch {
+            ids,
+        }));
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            if let Err(e) = raft.propose(cmd).await {
+                tracing::warn!(leases = expired.len(), error = %e, "failed to revoke expired leases");
+            }
+        });
     }
 }
