@@ -235,3 +235,18 @@ impl Pair {
         [&self.etcd, &self.mainstay]
     }
 }
+
+/// A plain HTTP/1.1 GET to 127.0.0.1:`port` (health, metrics and version endpoints); returns the
+/// whole raw response, status line and headers included.
+pub async fn http_get(port: u16, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    out
+}

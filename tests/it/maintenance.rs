@@ -10,7 +10,6 @@ use mainstay::proto::etcdserverpb::{
     HashKvRequest, LeaseGrantRequest, MoveLeaderRequest, PutRequest, RangeRequest, RequestOp, StatusRequest,
     TxnRequest, alarm_request::AlarmAction, downgrade_request::DowngradeAction, request_op,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::{Code, Status};
 
 use crate::harness::{Kind, Server};
@@ -20,14 +19,7 @@ const COMPACTED: &str = "etcdserver: mvcc: required revision has been compacted"
 
 /// (status code, body) of a plain HTTP GET on the client port.
 async fn http_get(port: u16, path: &str) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut out = String::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut out))
-        .await
-        .unwrap()
-        .unwrap();
+    let out = crate::harness::http_get(port, path).await;
     let code = out
         .split(' ')
         .nth(1)

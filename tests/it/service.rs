@@ -1,26 +1,11 @@
 //! Status, MemberList, health (gRPC and HTTP) and the Unimplemented answers of RPCs that later
 //! issues fill in (etcd-compat.md §1.1, §2.9, §7.1).
 
-use std::time::Duration;
-
 use mainstay::proto::etcdserverpb::auth_client::AuthClient;
 use mainstay::proto::etcdserverpb::{AuthStatusRequest, MemberListRequest, SnapshotRequest, StatusRequest};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::Code;
 
-use crate::harness::Server;
-
-async fn http_get(port: u16, path: &str) -> String {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut out = String::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut out))
-        .await
-        .unwrap()
-        .unwrap();
-    out
-}
+use crate::harness::{Server, http_get};
 
 #[tokio::test]
 async fn status_reports_a_semver_at_least_3_5_13_and_a_positive_db_size() {
