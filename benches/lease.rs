@@ -31,9 +31,7 @@
 //!
 //! Run it with `scripts/bench-lease`.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -42,18 +40,19 @@ use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
 use mainstay::proto::etcdserverpb::kv_client::KvClient;
 use mainstay::proto::etcdserverpb::lease_client::LeaseClient;
-use mainstay::proto::etcdserverpb::maintenance_client::MaintenanceClient;
-use mainstay::proto::etcdserverpb::{
-    LeaseGrantRequest, LeaseKeepAliveRequest, PutRequest, RangeRequest, StatusRequest,
-};
+use mainstay::proto::etcdserverpb::{LeaseGrantRequest, LeaseKeepAliveRequest, PutRequest, RangeRequest};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
-/// How long a server gets to start and elect itself leader.
-const READY_DEADLINE: Duration = Duration::from_secs(30);
-/// How long one unary request may take.
-const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
+#[path = "common/mod.rs"]
+mod common;
+
+use common::*;
+
+/// The benchmark's name in temporary directory prefixes.
+const BENCH: &str = "lease";
+
 /// How long granting (and attaching keys to) all leases of one run may take.
 const GRANT_DEADLINE: Duration = Duration::from_secs(300);
 /// How long one keep-alive round may take.
@@ -82,29 +81,6 @@ const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// The key the put loops write.
 const PROBE_KEY: &str = "bench/lease/probe";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Etcd,
-    Mainstay,
-}
-
-const KINDS: [Kind; 2] = [Kind::Etcd, Kind::Mainstay];
-
-impl Kind {
-    fn label(self) -> &'static str {
-        match self {
-            Kind::Etcd => "etcd",
-            Kind::Mainstay => "mainstay",
-        }
-    }
-    fn index(self) -> usize {
-        match self {
-            Kind::Etcd => 0,
-            Kind::Mainstay => 1,
-        }
-    }
-}
-
 struct Config {
     mainstay_bin: PathBuf,
     etcd_bin: PathBuf,
@@ -112,16 +88,6 @@ struct Config {
     keepalives: usize,
     expiring: usize,
     window: Duration,
-}
-
-fn env_usize(name: &str, default: usize) -> Result<usize> {
-    match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .parse()
-            .with_context(|| format!("{name}={v:?} is not a count")),
-        Err(_) => Ok(default),
-    }
 }
 
 impl Config {
@@ -167,119 +133,6 @@ impl Config {
             Kind::Mainstay => &self.mainstay_bin,
         }
     }
-}
-
-/// A free TCP port on 127.0.0.1 (bound and released).
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-/// A server child process with its own data directory; killed when dropped.
-struct Server {
-    kind: Kind,
-    child: Child,
-    endpoint: String,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Server {
-    async fn start(kind: Kind, cfg: &Config) -> Result<Server> {
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("bench-lease-{}-", kind.label()))
-            .tempdir()?;
-        let endpoint = format!("http://127.0.0.1:{}", free_port()?);
-        let peer = format!("http://127.0.0.1:{}", free_port()?);
-        let log = dir.path().join("server.log");
-        let out = std::fs::File::create(&log)?;
-        let mut cmd = Command::new(cfg.bin(kind));
-        cmd.arg("--name=n1")
-            .arg(format!("--data-dir={}", dir.path().join("data").display()))
-            .arg(format!("--listen-client-urls={endpoint}"))
-            .arg(format!("--advertise-client-urls={endpoint}"))
-            .arg(format!("--listen-peer-urls={peer}"))
-            .arg(format!("--initial-advertise-peer-urls={peer}"))
-            .arg(format!("--initial-cluster=n1={peer}"))
-            .stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out);
-        // Both servers read ETCD_* variables; neither should see the caller's.
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("ETCD") || k == "RUST_LOG" {
-                cmd.env_remove(k);
-            }
-        }
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("cannot start {}", cfg.bin(kind).display()))?;
-        let mut server = Server {
-            kind,
-            child,
-            endpoint,
-            log,
-            _dir: dir,
-        };
-        server.wait_ready().await?;
-        Ok(server)
-    }
-
-    async fn wait_ready(&mut self) -> Result<()> {
-        let deadline = Instant::now() + READY_DEADLINE;
-        loop {
-            self.check_alive()?;
-            if let Ok(ch) = connect(&self.endpoint).await
-                && let Ok(Ok(resp)) = tokio::time::timeout(
-                    REQUEST_DEADLINE,
-                    MaintenanceClient::new(ch).status(StatusRequest {}),
-                )
-                .await
-                && resp.into_inner().leader != 0
-            {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                bail!("not ready within {READY_DEADLINE:?}{}", self.log_tail());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Fails when the process has exited.
-    fn check_alive(&mut self) -> Result<()> {
-        match self.child.try_wait() {
-            Ok(None) => Ok(()),
-            Ok(Some(status)) => bail!("{} exited ({status}){}", self.kind.label(), self.log_tail()),
-            Err(e) => bail!("cannot check {}: {e}", self.kind.label()),
-        }
-    }
-
-    /// The last lines of the server's log, for error messages.
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        let tail = lines[lines.len().saturating_sub(8)..].join("\n    ");
-        if tail.is_empty() {
-            String::new()
-        } else {
-            format!("; last log lines:\n    {tail}")
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn connect(endpoint: &str) -> Result<Channel> {
-    let ch = Endpoint::from_shared(endpoint.to_string())?
-        .connect_timeout(Duration::from_secs(5))
-        .tcp_nodelay(true)
-        .connect()
-        .await?;
-    Ok(ch)
 }
 
 fn lease_client(ch: Channel) -> LeaseClient<Channel> {
@@ -786,44 +639,6 @@ fn format_figure(f: &Figure, unit: Unit) -> String {
     }
 }
 
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// Shortens an error to its first line for the table; the full text goes to the notes.
-fn short(e: &str) -> String {
-    let first = e.lines().next().unwrap_or_default();
-    if first.chars().count() > 60 {
-        format!("{}…", first.chars().take(60).collect::<String>())
-    } else {
-        first.to_string()
-    }
-}
-
-/// The nearest-rank percentile `p` of `sorted` (NaN when empty).
-fn percentile(sorted: &[u64], p: f64) -> f64 {
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted.get(rank.max(1) - 1).map_or(f64::NAN, |v| *v as f64)
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if !n.is_multiple_of(2) {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
 fn log(msg: &str) {
     eprintln!("[bench-lease] {msg}");
 }
@@ -831,7 +646,7 @@ fn log(msg: &str) {
 /// Starts a server, logging a failure.
 async fn start(kind: Kind, cfg: &Config, notes: &mut Vec<String>) -> Result<Server, String> {
     log(&format!("starting {}", kind.label()));
-    Server::start(kind, cfg).await.map_err(|e| {
+    Server::start(kind, cfg.bin(kind), BENCH).await.map_err(|e| {
         notes.push(format!("{} did not start: {e:#}", kind.label()));
         format!("did not start: {e:#}")
     })
@@ -842,16 +657,6 @@ fn fail(kind: Kind, what: &str, e: &anyhow::Error, notes: &mut Vec<String>) -> S
     log(&format!("{} {what}: FAILED: {msg}", kind.label()));
     notes.push(format!("{} {what}: {msg}", kind.label()));
     msg
-}
-
-fn version_line(bin: &Path) -> String {
-    Command::new(bin)
-        .arg("--version")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.lines().next().map(str::to_string))
-        .unwrap_or_else(|| "unknown version".to_string())
 }
 
 fn print_table(cfg: &Config, rows: &[Row], notes: &[String]) {
