@@ -105,7 +105,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         },
         client_urls,
     };
-    tokio::spawn(crate::lease::expiry::run(lessor, raft.clone()));
+    tokio::spawn(crate::lease::expiry::run(
+        lessor,
+        raft.clone(),
+        config.lease_checkpoint_interval,
+    ));
     let watched = raft.clone();
     tokio::spawn(async move {
         watched

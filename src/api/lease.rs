@@ -18,9 +18,9 @@ use crate::error::Error;
 use crate::lease::Lessor;
 use crate::proto::etcdserverpb::lease_server::Lease;
 use crate::proto::etcdserverpb::{
-    LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseLeasesRequest,
-    LeaseLeasesResponse, LeaseRevokeRequest, LeaseRevokeResponse, LeaseStatus, LeaseTimeToLiveRequest,
-    LeaseTimeToLiveResponse,
+    LeaseCheckpoint, LeaseCheckpointRequest, LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest,
+    LeaseKeepAliveResponse, LeaseLeasesRequest, LeaseLeasesResponse, LeaseRevokeRequest, LeaseRevokeResponse,
+    LeaseStatus, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
 };
 use crate::proto::mainstaypb::{apply_result, internal_request};
 use crate::types::LeaseId;
@@ -140,8 +140,25 @@ impl Lease for LeaseService {
         let lessor = self.lessor.clone();
         tokio::spawn(async move {
             while let Some(Ok(req)) = requests.next().await {
+                let id = LeaseId(req.id);
+                // A checkpointed remaining TTL is cleared through raft before the renewal, so
+                // a restart or new leader starts the renewed lease from its full TTL (etcd
+                // `lessor.Renew`). On failure the renewal still happens locally.
+                if lessor.has_checkpoint(id) {
+                    let clear = Command::new(internal_request::Request::LeaseCheckpoint(
+                        LeaseCheckpointRequest {
+                            checkpoints: vec![LeaseCheckpoint {
+                                id: req.id,
+                                remaining_ttl: 0,
+                            }],
+                        },
+                    ));
+                    if let Err(e) = ctx.raft.propose(clear).await {
+                        tracing::warn!(lease = req.id, error = %e, "failed to clear a lease checkpoint");
+                    }
+                }
                 let header = ctx.header(ctx.store.current_revision());
-                let ttl = lessor.renew(LeaseId(req.id), Instant::now()).unwrap_or(0);
+                let ttl = lessor.renew(id, Instant::now()).unwrap_or(0);
                 if tx
                     .send(Ok(LeaseKeepAliveResponse {
                         header,

@@ -45,6 +45,7 @@ impl fmt::Display for Command {
             Some(internal_request::Request::LeaseRevoke(_)) => "lease_revoke",
             Some(internal_request::Request::Alarm(_)) => "alarm",
             Some(internal_request::Request::LeaseRevokeBatch(_)) => "lease_revoke_batch",
+            Some(internal_request::Request::LeaseCheckpoint(_)) => "lease_checkpoint",
             None => "empty",
         };
         write!(f, "{kind}(format {})", self.0.format)

@@ -18,7 +18,8 @@ use crate::lease::lessor::{lease_key, lease_record};
 use crate::mvcc::{ApplyBatch, KeyRange, Store};
 use crate::proto::etcdserverpb::alarm_request::AlarmAction;
 use crate::proto::etcdserverpb::{
-    AlarmResponse, AlarmType, CompactionResponse, LeaseGrantResponse, LeaseRevokeResponse, ResponseHeader,
+    AlarmResponse, AlarmType, CompactionResponse, LeaseCheckpointRequest, LeaseCheckpointResponse,
+    LeaseGrantResponse, LeaseRevokeResponse, ResponseHeader,
 };
 use crate::proto::mainstaypb::{ApplyErrorCode, ApplyResult, apply_result, internal_request};
 use crate::storage::schema;
@@ -69,6 +70,11 @@ impl Applier {
         {
             return Ok(Response(self.revoke_batch(&b.ids, batch)));
         }
+        if let (COMMAND_FORMAT, Some(internal_request::Request::LeaseCheckpoint(c))) =
+            (command.0.format, &command.0.request)
+        {
+            return Ok(Response(self.checkpoint(c, batch)));
+        }
         let mut txn = self.store.write();
         let outcome = match (command.0.format, &command.0.request) {
             (COMMAND_FORMAT, Some(request)) => self.dispatch(&mut txn, request)?,
@@ -88,7 +94,7 @@ impl Applier {
                     }
                     (_, Some(internal_request::Request::LeaseGrant(g))) => {
                         let id = LeaseId(g.id);
-                        batch.put_lease(lease_key(id), lease_record(id, g.ttl));
+                        batch.put_lease(lease_key(id), lease_record(id, g.ttl, 0));
                         self.lessor.grant(id, g.ttl);
                     }
                     (apply_result::Response::Alarm(_), _) => {
@@ -174,7 +180,10 @@ impl Applier {
                     }))
                 }
             }
-            internal_request::Request::LeaseRevokeBatch(_) => return Ok(Err(ApplyErrorCode::EmptyCommand)),
+            internal_request::Request::LeaseRevokeBatch(_)
+            | internal_request::Request::LeaseCheckpoint(_) => {
+                return Ok(Err(ApplyErrorCode::EmptyCommand));
+            }
             internal_request::Request::LeaseRevoke(r) => match self.lessor.keys(LeaseId(r.id)) {
                 None => Err(Error::LeaseNotFound),
                 // etcd: all attached keys go in one write transaction, in key order.
@@ -226,6 +235,24 @@ impl Applier {
         ApplyResult {
             error: ApplyErrorCode::ApplyOk as i32,
             response: Some(apply_result::Response::LeasesRevoked(revoked)),
+        }
+    }
+
+    /// Records checkpointed remaining TTLs and persists them in the lease records (etcd
+    /// `applierV3.LeaseCheckpoint`; persisted always, as etcd 3.6 does). No revision changes;
+    /// unknown leases are skipped.
+    fn checkpoint(&self, request: &LeaseCheckpointRequest, batch: &mut ApplyBatch<'_>) -> ApplyResult {
+        for cp in &request.checkpoints {
+            let id = LeaseId(cp.id);
+            if let Some(ttl) = self.lessor.checkpoint(id, cp.remaining_ttl) {
+                batch.put_lease(lease_key(id), lease_record(id, ttl, cp.remaining_ttl.max(0)));
+            }
+        }
+        ApplyResult {
+            error: ApplyErrorCode::ApplyOk as i32,
+            response: Some(apply_result::Response::LeaseCheckpoint(
+                LeaseCheckpointResponse::default(),
+            )),
         }
     }
 

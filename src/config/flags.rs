@@ -70,6 +70,8 @@ pub enum Section {
     Experimental,
     /// Flags that may break consensus guarantees.
     Unsafe,
+    /// Mainstay's own settings, which etcd has only in its embed configuration or not at all.
+    Mainstay,
     /// `--config-file` and `--version`.
     Other,
     /// Legacy names, not shown in `--help`.
@@ -291,8 +293,8 @@ pub static FLAGS: &[FlagSpec] = &[
     f(EXP, "experimental-compact-hash-check-enabled", B, "false", "Enable leader to periodically check followers compaction hashes."),
     f(EXP, "experimental-compact-hash-check-time", D, "1m", "Duration of time between leader checks followers compaction hashes."),
     f(EXP, "compact-hash-check-time", D, "1m", "Duration of time between leader checks followers compaction hashes (3.6 name)."),
-    f(EXP, "experimental-enable-lease-checkpoint", B, "false", "Enable leader to send regular checkpoints to other members to prevent reset of remaining TTL on leader change."),
-    f(EXP, "experimental-enable-lease-checkpoint-persist", B, "false", "Enable persisting remainingTTL to prevent indefinite auto-renewal of long lived leases."),
+    f(EXP, "experimental-enable-lease-checkpoint", B, "false", "Enable leader to send regular checkpoints to other members to prevent reset of remaining TTL on leader change.").implemented(),
+    f(EXP, "experimental-enable-lease-checkpoint-persist", B, "false", "Enable persisting remainingTTL to prevent indefinite auto-renewal of long lived leases.").implemented(),
     f(EXP, "experimental-compaction-batch-limit", I, "1000", "Sets the maximum revisions deleted in each compaction batch."),
     f(EXP, "compaction-batch-limit", I, "1000", "Sets the maximum revisions deleted in each compaction batch (3.6 name)."),
     f(EXP, "experimental-compaction-sleep-interval", D, "10ms", "Sets the sleep interval between each compaction batch."),
@@ -319,6 +321,8 @@ pub static FLAGS: &[FlagSpec] = &[
 
     f(Section::Unsafe, "force-new-cluster", B, "false", "Force to create a new one-member cluster."),
     f(Section::Unsafe, "unsafe-no-fsync", B, "false", "Disables fsync, unsafe, will cause data loss."),
+
+    f(Section::Mainstay, "lease-checkpoint-interval", D, "5m0s", "Time between checkpoints of a lease's remaining TTL while lease checkpointing is enabled (etcd's embed LeaseCheckpointInterval).").implemented(),
 
     f(OTH, "config-file", S, "", "Path to the server configuration file; other flags and environment variables are then ignored."),
     f(OTH, "version", B, "false", "Print the version and exit."),
@@ -483,6 +487,7 @@ pub fn help_text() -> String {
                 Section::Tracing => "\nDistributed tracing:\n",
                 Section::Experimental => "\nExperimental features and their 3.6 names:\n",
                 Section::Unsafe => "\nUnsafe feature:\n",
+                Section::Mainstay => "\nMainstay settings (not etcd flags):\n",
                 Section::Other | Section::Hidden => "\nOther:\n",
             });
         }
@@ -532,12 +537,15 @@ mod tests {
             "advertise-client-urls",
             "data-dir",
             "election-timeout",
+            "experimental-enable-lease-checkpoint",
+            "experimental-enable-lease-checkpoint-persist",
             "experimental-watch-progress-notify-interval",
             "heartbeat-interval",
             "initial-advertise-peer-urls",
             "initial-cluster",
             "initial-cluster-state",
             "initial-cluster-token",
+            "lease-checkpoint-interval",
             "listen-client-urls",
             "listen-metrics-urls",
             "listen-peer-urls",

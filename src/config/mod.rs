@@ -178,6 +178,12 @@ pub struct Config {
     /// Effective server feature gates: etcd 3.6's gates with their defaults, then the
     /// boolean `--experimental-*` flags that map onto gates, then `--feature-gates`.
     pub feature_gates: BTreeMap<String, bool>,
+    /// How often the leader checkpoints each long-lived lease's remaining TTL: `Some` when the
+    /// `LeaseCheckpoint` gate (`--experimental-enable-lease-checkpoint`) is on, from
+    /// `--lease-checkpoint-interval` (default 5 minutes, etcd's `defaultLeaseCheckpointInterval`).
+    /// Checkpointed remaining TTLs are always persisted (etcd 3.6 behaviour, so
+    /// `LeaseCheckpointPersist` is implied) and honoured after a restart or leader change.
+    pub lease_checkpoint_interval: Option<Duration>,
     /// Names of flags the user set (command line, env or config file) that Mainstay accepts
     /// but does not act on yet, in table order; the server logs "flag ... is not yet
     /// effective" for each. Only flags set to a value different from their default appear.

@@ -245,6 +245,12 @@ pub(super) fn build(mut s: Settings) -> Result<Config, ConfigError> {
         enable_grpc_gateway: s.bool("enable-grpc-gateway"),
         client_tls: client_tls(&s),
         peer_tls: peer_tls(&s),
+        lease_checkpoint_interval: feature_gates
+            .get("LeaseCheckpoint")
+            .copied()
+            .unwrap_or(false)
+            .then(|| s.duration("lease-checkpoint-interval"))
+            .filter(|d| !d.is_zero()),
         feature_gates,
         not_yet_effective,
         warnings: std::mem::take(&mut s.warnings),

@@ -89,12 +89,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Strm: Stream<Item = io::Result<EntryResponder<TypeConfig>>> + Unpin + OptionalSend,
     {
         // Entries already available are applied as one batch: one fjall write for all of them
-        // and the last applied log id, then every responder is answered.
+        // and the last applied log id. Each responder is answered as soon as its entry is
+        // applied: the entry is already durable in the raft log and reads see staged changes,
+        // so a client never waits for the entries behind its own (a large lease revoke) nor
+        // for the batch write.
         let mut chunks = entries.ready_chunks(APPLY_BATCH_ENTRIES_MAX);
         while let Some(chunk) = chunks.next().await {
             let store = self.applier.store().clone();
             let mut batch = store.batch();
-            let mut replies = Vec::with_capacity(chunk.len());
             let mut last = None;
             let mut membership_changed = false;
             for item in chunk {
@@ -113,7 +115,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     }
                 };
                 last = Some(log_id);
-                replies.push((responder, response));
+                if let Some(r) = responder {
+                    r.send(response);
+                }
             }
             if let Some(log_id) = last {
                 let events = batch
@@ -122,11 +126,6 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 self.applied = Some(log_id);
                 // Watchers see a revision only once it is written (readable by their catch-up).
                 self.hub.notify(events);
-            }
-            for (responder, response) in replies {
-                if let Some(r) = responder {
-                    r.send(response);
-                }
             }
         }
         Ok(())

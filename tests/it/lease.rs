@@ -857,3 +857,45 @@ async fn lease_granted_before_a_crash_survives_restart_with_its_keys_and_still_e
     assert_eq!(time_to_live(&mut l, id, false).await.ttl, -1);
     assert_eq!(lease_ids(&mut l).await, BTreeSet::from([long, fresh]));
 }
+
+/// etcd lease checkpointing (`--experimental-enable-lease-checkpoint(-persist)`, etcd
+/// `lessor.checkpointScheduledLeases` and `Lease.refresh`): with checkpoints on, a member that
+/// restarts resumes a lease from its last checkpointed remaining TTL; without them it renews
+/// the lease to its full TTL (etcd §2.7, leader change). Mainstay-only: the short
+/// `--lease-checkpoint-interval` is not an etcd flag.
+#[tokio::test]
+async fn checkpointed_lease_resumes_its_remaining_ttl_after_restart_instead_of_renewing() {
+    const TTL: i64 = 30;
+    async fn ttl_after_restart(flags: &[&str]) -> i64 {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Server::start(Kind::Mainstay, dir.path(), flags).await;
+        let mut l = lease_client(&s).await;
+        let id = grant(&mut l, TTL, 0).await.id;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while time_to_live(&mut l, id, false).await.ttl > TTL - 5 {
+            assert!(Instant::now() < deadline, "lease clock never ran");
+            tokio::time::sleep(POLL).await;
+        }
+        s.kill9();
+        s.restart().await;
+        let mut l = lease_client(&s).await;
+        time_to_live(&mut l, id, false).await.ttl
+    }
+    let (checkpointed, renewed) = tokio::join!(
+        ttl_after_restart(&[
+            "--experimental-enable-lease-checkpoint",
+            "--experimental-enable-lease-checkpoint-persist",
+            "--lease-checkpoint-interval=1s",
+        ]),
+        ttl_after_restart(&[]),
+    );
+    assert!(
+        (1..=TTL - 3).contains(&checkpointed),
+        "checkpointed lease resumes below {}: {checkpointed}",
+        TTL - 3
+    );
+    assert!(
+        renewed >= TTL - 1,
+        "without checkpoints the lease is renewed: {renewed}"
+    );
+}
