@@ -27,6 +27,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod lease;
+pub mod logging;
 pub mod metrics;
 pub mod mvcc;
 pub mod proto;

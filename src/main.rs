@@ -18,17 +18,10 @@ fn main() {
             std::process::exit(code);
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!(
-            "{},openraft=warn,fjall=warn,lsm_tree=warn",
-            tracing_level(&config.log_level)
-        ))
-    });
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    if let Err(e) = mainstay::logging::init(&config.logging) {
+        eprintln!("mainstay: {e}");
+        std::process::exit(1);
+    }
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
@@ -42,15 +35,5 @@ fn main() {
     if let Err(e) = runtime.block_on(mainstay::server::run(config)) {
         tracing::error!(error = format!("{e:#}"), "mainstay stopped");
         std::process::exit(1);
-    }
-}
-
-/// etcd's `--log-level` (debug, info, warn, error, panic, fatal) as a tracing level.
-fn tracing_level(etcd_level: &str) -> &'static str {
-    match etcd_level {
-        "debug" => "debug",
-        "warn" => "warn",
-        "error" | "panic" | "fatal" | "dpanic" => "error",
-        _ => "info",
     }
 }

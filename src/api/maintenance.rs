@@ -15,15 +15,20 @@ use crate::proto::etcdserverpb::alarm_request::AlarmAction;
 use crate::proto::etcdserverpb::downgrade_request::DowngradeAction;
 use crate::proto::etcdserverpb::maintenance_server::Maintenance;
 use crate::proto::etcdserverpb::{
-    AlarmRequest, AlarmResponse, AlarmType, DefragmentRequest, DefragmentResponse, DowngradeRequest,
-    DowngradeResponse, HashKvRequest, HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest,
-    MoveLeaderResponse, SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
+    AlarmRequest, AlarmResponse, AlarmType, DefragmentRequest, DefragmentResponse, DowngradeInfo,
+    DowngradeRequest, DowngradeResponse, HashKvRequest, HashKvResponse, HashRequest, HashResponse,
+    MoveLeaderRequest, MoveLeaderResponse, SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
 };
 use crate::proto::mainstaypb::{apply_result, internal_request};
 
 /// The etcd version Mainstay reports in Status and `/version`. kube-apiserver gates watch
 /// progress requests on ≥ 3.5.13 (etcd-compat.md §6), so this is a 3.5 release string.
 pub const ETCD_VERSION: &str = "3.5.21";
+
+/// The storage schema version Status reports (`storageVersion`, etcd 3.6 field 11): the etcd
+/// data format Mainstay's snapshots and data tools follow — 3.5's (what etcd 3.6's
+/// `schema.DetectSchemaVersion` reports for a 3.5 backend).
+pub const STORAGE_VERSION: &str = "3.5.0";
 
 /// The cluster version (major.minor) that Downgrade validates against.
 const CLUSTER_VERSION: (u64, u64) = (3, 5);
@@ -104,9 +109,10 @@ impl Maintenance for MaintenanceService {
             errors,
             db_size_in_use: db_size,
             is_learner: false,
-            storage_version: String::new(),
+            storage_version: STORAGE_VERSION.to_owned(),
             db_size_quota: i64::try_from(ctx.limits.quota_backend_bytes).unwrap_or(i64::MAX),
-            downgrade_info: None,
+            // etcd 3.6 always sends it; no downgrade is ever in progress here.
+            downgrade_info: Some(DowngradeInfo::default()),
         };
         Ok(Response::new(resp))
     }

@@ -167,8 +167,9 @@ pub struct Config {
     /// `--watch-progress-notify-interval` or `--experimental-watch-progress-notify-interval`
     /// (the experimental spelling wins when set, as in etcd 3.6); default 10 minutes.
     pub watch_progress_notify_interval: Duration,
-    /// `--log-level`, lower-cased: debug, info, warn, error, dpanic, panic or fatal.
-    pub log_level: String,
+    /// `--logger`, `--log-level` (lower-cased: debug, info, warn, error, dpanic, panic or
+    /// fatal), `--log-outputs` and `--log-format`.
+    pub logging: crate::logging::LogSettings,
     /// `--enable-grpc-gateway` (the `/v3/*` JSON gateway), default true.
     pub enable_grpc_gateway: bool,
     /// Client-facing TLS (`--cert-file`, `--key-file`, `--trusted-ca-file`, ...).

@@ -238,10 +238,15 @@ pub(super) fn build(mut s: Settings) -> Result<Config, ConfigError> {
         snapshot_count: s.uint("snapshot-count"),
         quota_backend_bytes,
         watch_progress_notify_interval,
-        // zap reads "" as info.
-        log_level: Some(s.str("log-level").to_ascii_lowercase())
-            .filter(|l| !l.is_empty())
-            .unwrap_or_else(|| "info".to_owned()),
+        logging: crate::logging::LogSettings {
+            logger: s.str("logger"),
+            // zap reads "" as info.
+            level: Some(s.str("log-level").to_ascii_lowercase())
+                .filter(|l| !l.is_empty())
+                .unwrap_or_else(|| "info".to_owned()),
+            outputs: s.strings("log-outputs"),
+            format: s.str("log-format"),
+        },
         enable_grpc_gateway: s.bool("enable-grpc-gateway"),
         client_tls: client_tls(&s),
         peer_tls: peer_tls(&s),
@@ -447,7 +452,11 @@ fn check_logging(s: &Settings) -> Result<(), ConfigError> {
             "multi logoutput for \"default\" is not supported yet".to_owned(),
         ));
     }
-    Ok(())
+    // etcd 3.6 `logutil.ConvertToZapFormat`.
+    match s.str("log-format").as_str() {
+        "json" | "console" | "" => Ok(()),
+        other => Err(ConfigError::Invalid(format!("unsupported log format: {other}"))),
+    }
 }
 
 /// `embed.checkBindURLs`: listeners bind IP literals or `localhost`, never other host names.

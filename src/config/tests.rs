@@ -65,7 +65,7 @@ fn defaults_match_etcd() {
         c.watch_progress_notify_interval,
         limits::WATCH_PROGRESS_NOTIFY_INTERVAL_DEFAULT
     );
-    assert_eq!(c.log_level, "info");
+    assert_eq!(c.logging.level, "info");
     assert!(c.enable_grpc_gateway);
     assert!(!c.client_tls.enabled() && !c.peer_tls.enabled());
     assert_eq!(c.feature_gates.get("TxnModeWriteWithSharedBuffer"), Some(&true));
@@ -710,7 +710,7 @@ fn url_checks_follow_etcd() {
 
 #[test]
 fn log_level_is_checked_like_zap() {
-    assert_eq!(config(&["--log-level=DEBUG"], &[]).log_level, "debug");
+    assert_eq!(config(&["--log-level=DEBUG"], &[]).logging.level, "debug");
     assert_eq!(
         exit(&["--log-level=verbose"], &[]).1,
         "failed to verify flags: unrecognized level: \"verbose\"\n"

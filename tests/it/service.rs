@@ -30,6 +30,12 @@ async fn status_reports_a_semver_at_least_3_5_13_and_a_positive_db_size() {
     assert!(st.raft_term >= 1);
     assert!(st.raft_index >= st.raft_applied_index && st.raft_applied_index > 0);
     assert!(st.errors.is_empty());
+    // etcd 3.6 fields (etcd-compat.md §2.9): storage schema version, quota (2 GiB default) and
+    // a downgrade status that is never absent.
+    assert_eq!(st.storage_version, "3.5.0");
+    assert_eq!(st.db_size_quota, 2 * 1024 * 1024 * 1024);
+    let downgrade = st.downgrade_info.expect("downgradeInfo");
+    assert!(!downgrade.enabled && downgrade.target_version.is_empty());
 }
 
 #[tokio::test]
