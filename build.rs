@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/mainstay.proto",
         "proto/v3lock.proto",
         "proto/v3election.proto",
+        "proto/peer.proto",
     ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");

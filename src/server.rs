@@ -1,6 +1,7 @@
 //! Wiring: storage, MVCC store, raft, gRPC services and listeners. Owns every task and the
 //! shutdown path.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +26,7 @@ use crate::api::{Ctx, Limits};
 use crate::apply::Applier;
 use crate::cluster::ids::{cluster_id, member_id};
 use crate::config::limits::GRPC_CONCURRENT_STREAMS_MAX;
-use crate::config::limits::GRPC_OVERHEAD_BYTES;
+use crate::config::limits::{GRPC_OVERHEAD_BYTES, PUBLISH_RETRY};
 use crate::config::{ClusterState, Config, go_url};
 use crate::lease::Lessor;
 use crate::mvcc::Store;
@@ -35,8 +36,11 @@ use crate::proto::etcdserverpb::kv_server::KvServer;
 use crate::proto::etcdserverpb::lease_server::LeaseServer;
 use crate::proto::etcdserverpb::maintenance_server::MaintenanceServer;
 use crate::proto::etcdserverpb::watch_server::WatchServer;
+use crate::proto::mainstaypeerpb::peer_server::PeerServer;
 use crate::proto::v3electionpb::election_server::ElectionServer;
 use crate::proto::v3lockpb::lock_server::LockServer;
+use crate::raft::peer::Peers;
+use crate::raft::peer_service::PeerService;
 use crate::raft::types::MemberNode;
 use crate::raft::{RaftNode, RaftSettings};
 use crate::storage::{Storage, schema};
@@ -58,7 +62,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     let storage =
         Storage::open(&config.data_dir).with_context(|| format!("opening {}", config.data_dir.display()))?;
-    let (member, cluster) = identity(&config, &storage)?;
+    let (member, cluster, members) = identity(&config, &storage)?;
     tracing::info!(member_id = %member, cluster_id = %cluster, data_dir = %config.data_dir.display(), "starting member");
     let store = Store::open(storage.clone())?;
     let hub = Hub::new(store.committed_revision());
@@ -80,17 +84,32 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     let raft = RaftNode::start(
         member,
-        node,
+        members,
         &settings,
         storage.clone(),
         applier.clone(),
         hub.clone(),
+        Peers::new(cluster),
     )
     .await?;
+    let mut tasks = JoinSet::new();
+    // Peers must be reachable before this member can join an election.
+    let peer_router = tonic::service::Routes::new(
+        PeerServer::new(PeerService::new(raft.clone(), lessor.clone(), cluster))
+            .max_decoding_message_size(usize::MAX)
+            .max_encoding_message_size(usize::MAX),
+    )
+    .into_axum_router();
+    for url in &config.listen_peer_urls {
+        let listener = bind(url).await?;
+        tracing::info!(address = %go_url(url), "serving peer traffic");
+        tasks.spawn(serve(listener, peer_router.clone()));
+    }
     raft.wait_for_leader(LEADER_WAIT).await?;
     // etcd logs these two lines once the member is part of the cluster; tools that start etcd
     // and wait for them (etcd's own e2e suite among them) work unchanged.
     tracing::info!(cluster_version = "3.5", "enabled capabilities for version 3.5");
+    publish(&raft, node).await;
     tracing::info!(member_id = %member, name = %config.name, "published local member to cluster through raft");
     let ctx = Ctx {
         raft: raft.clone(),
@@ -111,14 +130,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config.lease_checkpoint_interval,
     ));
     let watched = raft.clone();
+    let clocks = ctx.applier.lessor().clone();
     tokio::spawn(async move {
         watched
-            .watch_leader(|| crate::metrics::with(|m| m.leader_changes.inc()))
+            .watch_leader(|| {
+                crate::metrics::with(|m| m.leader_changes.inc());
+                // A new leader restarts every lease clock from the lease's TTL (or its
+                // checkpointed remaining TTL), as etcd's `lessor.Promote` does.
+                clocks.reset_clocks();
+            })
             .await;
     });
     let metrics_ctx = ctx.clone();
     let router = router(ctx, hub, &config).await;
-    let mut tasks = JoinSet::new();
     for url in &config.listen_metrics_urls {
         let listener = bind(url).await?;
         tracing::info!(address = %go_url(url), "serving /health, /livez and /readyz (metrics listener)");
@@ -144,32 +168,59 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// This member's and its cluster's IDs: read from the data directory, or derived from the
-/// bootstrap flags on first start (etcd `--initial-cluster`, `--initial-cluster-token`).
-fn identity(config: &Config, storage: &Storage) -> anyhow::Result<(MemberId, ClusterId)> {
+/// Publishes this member's attributes through raft, retrying until it succeeds (etcd's
+/// server publishes before it serves clients).
+async fn publish(raft: &RaftNode, node: MemberNode) {
+    loop {
+        match raft.publish(node.clone()).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "failed to publish local member to cluster through raft; retrying");
+                tokio::time::sleep(PUBLISH_RETRY).await;
+            }
+        }
+    }
+}
+
+/// The members of `--initial-cluster` by ID, as a new cluster records them (client URLs are
+/// published by each member once it runs).
+type InitialMembers = BTreeMap<u64, MemberNode>;
+
+/// This member's and its cluster's IDs, read from the data directory, or derived from the
+/// bootstrap flags on first start (etcd `--initial-cluster`, `--initial-cluster-token`),
+/// together with the initial members (empty when the data directory already has them).
+fn identity(config: &Config, storage: &Storage) -> anyhow::Result<(MemberId, ClusterId, InitialMembers)> {
     let stored = (
         storage.meta_i64(schema::META_MEMBER_ID)?,
         storage.meta_i64(schema::META_CLUSTER_ID)?,
     );
     if let (Some(m), Some(c)) = stored {
-        return Ok((MemberId(m as u64), ClusterId(c as u64)));
+        return Ok((MemberId(m as u64), ClusterId(c as u64), BTreeMap::new()));
     }
     if config.initial_cluster_state == ClusterState::Existing {
         bail!("--initial-cluster-state=existing: joining an existing cluster is not supported yet");
     }
-    let mut names: Vec<&str> = config.initial_cluster.iter().map(|(n, _)| n.as_str()).collect();
-    names.sort_unstable();
-    names.dedup();
-    if names.len() > 1 {
-        bail!(
-            "--initial-cluster names {} members; multi-member clusters are not supported yet",
-            names.len()
+    config.verify_bootstrap()?;
+    let mut by_name: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (name, url) in &config.initial_cluster {
+        by_name.entry(name.as_str()).or_default().push(go_url(url));
+    }
+    let mut members = BTreeMap::new();
+    for (name, urls) in by_name {
+        let id = member_id(&urls, &config.initial_cluster_token, None);
+        members.insert(
+            id.0,
+            MemberNode {
+                name: name.to_owned(),
+                peer_urls: urls,
+                client_urls: Vec::new(),
+            },
         );
     }
-    config.verify_bootstrap()?;
     let own: Vec<String> = config.own_initial_peer_urls().into_iter().map(go_url).collect();
     let member = member_id(&own, &config.initial_cluster_token, None);
-    let cluster = cluster_id(&[member]);
+    let ids: Vec<MemberId> = members.keys().map(|id| MemberId(*id)).collect();
+    let cluster = cluster_id(&ids);
     storage
         .meta
         .insert(schema::META_MEMBER_ID, (member.0 as i64).to_be_bytes())?;
@@ -177,7 +228,7 @@ fn identity(config: &Config, storage: &Storage) -> anyhow::Result<(MemberId, Clu
         .meta
         .insert(schema::META_CLUSTER_ID, (cluster.0 as i64).to_be_bytes())?;
     storage.sync()?;
-    Ok((member, cluster))
+    Ok((member, cluster, members))
 }
 
 async fn router(ctx: Ctx, hub: Arc<Hub>, config: &Config) -> axum::Router {

@@ -44,12 +44,16 @@ impl Cluster for ClusterService {
         Err(Error::Unimplemented("Cluster.MemberUpdate").into())
     }
 
-    /// etcd `ClusterServer.MemberList`; `linearizable` needs no barrier with one member.
+    /// etcd `ClusterServer.MemberList`; with `linearizable` the membership is read after a
+    /// ReadIndex barrier (etcd 3.5 `LinearizableReadNotify`).
     async fn member_list(
         &self,
-        _r: Request<MemberListRequest>,
+        r: Request<MemberListRequest>,
     ) -> Result<Response<MemberListResponse>, Status> {
         let ctx = &self.ctx;
+        if r.into_inner().linearizable {
+            ctx.raft.read_barrier().await?;
+        }
         let members = ctx
             .raft
             .members()

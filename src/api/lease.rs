@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -16,6 +17,7 @@ use crate::apply::command::Command;
 use crate::config::limits::{LEASE_TTL_SECS_MAX, WATCH_STREAM_RESPONSES_MAX};
 use crate::error::Error;
 use crate::lease::Lessor;
+use crate::lease::lessor::TimeToLive;
 use crate::proto::etcdserverpb::lease_server::Lease;
 use crate::proto::etcdserverpb::{
     LeaseCheckpoint, LeaseCheckpointRequest, LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest,
@@ -23,6 +25,7 @@ use crate::proto::etcdserverpb::{
     LeaseStatus, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
 };
 use crate::proto::mainstaypb::{apply_result, internal_request};
+use crate::raft::peer::{LeaseAnswer, LeaseCall};
 use crate::types::LeaseId;
 
 /// Tries for a fresh server-chosen lease ID before giving up.
@@ -157,8 +160,20 @@ impl Lease for LeaseService {
                         tracing::warn!(lease = req.id, error = %e, "failed to clear a lease checkpoint");
                     }
                 }
+                let ttl = if ctx.raft.is_leader() {
+                    lessor.renew(id, Instant::now()).unwrap_or(0)
+                } else {
+                    // Only the leader keeps lease clocks (etcd forwards keep-alives to it).
+                    match ctx.raft.lease_call(&LeaseCall::Renew(req.id)).await {
+                        Ok(LeaseAnswer::Renewed(ttl)) => ttl,
+                        Ok(LeaseAnswer::TimeToLive(_)) => 0,
+                        Err(e) => {
+                            let _ = tx.send(Err(e.into())).await;
+                            return;
+                        }
+                    }
+                };
                 let header = ctx.header(ctx.store.current_revision());
-                let ttl = lessor.renew(id, Instant::now()).unwrap_or(0);
                 if tx
                     .send(Ok(LeaseKeepAliveResponse {
                         header,
@@ -182,8 +197,24 @@ impl Lease for LeaseService {
         request: Request<LeaseTimeToLiveRequest>,
     ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
         let r = request.into_inner();
+        // Only the leader keeps lease clocks: a follower asks it (etcd forwards
+        // LeaseTimeToLive to the leader).
+        let ttl = if self.ctx.raft.is_leader() {
+            self.lessor.time_to_live(LeaseId(r.id), Instant::now())
+        } else {
+            match self.ctx.raft.lease_call(&LeaseCall::TimeToLive(r.id)).await? {
+                LeaseAnswer::TimeToLive(t) => t.map(|(remaining_secs, granted_secs, keys)| TimeToLive {
+                    remaining_secs,
+                    granted_secs,
+                    keys: keys.into_iter().map(Bytes::from).collect(),
+                }),
+                LeaseAnswer::Renewed(_) => {
+                    return Err(Error::Internal("unexpected lease answer".into()).into());
+                }
+            }
+        };
         let header = self.ctx.header(self.ctx.store.current_revision());
-        let resp = match self.lessor.time_to_live(LeaseId(r.id), Instant::now()) {
+        let resp = match ttl {
             None => LeaseTimeToLiveResponse {
                 header,
                 id: r.id,

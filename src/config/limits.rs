@@ -134,3 +134,12 @@ pub const LEASE_REVOKE_RETRY: Duration = Duration::from_secs(3);
 
 /// Largest lease TTL, in seconds (etcd `MaxLeaseTTL`); above it: `etcdserver: too large lease TTL`.
 pub const LEASE_TTL_SECS_MAX: i64 = 9_000_000_000;
+
+/// How long a member waits for a TCP connection to a peer before reporting it unreachable.
+pub const PEER_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// HTTP/2 keep-alive ping interval on peer connections, so a dead peer is noticed.
+pub const PEER_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Pause between attempts to publish this member's attributes (name, client URLs).
+pub const PUBLISH_RETRY: Duration = Duration::from_millis(500);

@@ -243,6 +243,15 @@ impl Lessor {
         })
     }
 
+    /// Leader change: stops every lease clock; the expiry task restarts each from the lease's
+    /// TTL (or checkpointed remaining TTL) on its next tick (etcd `lessor.Promote`/`Demote`).
+    pub fn reset_clocks(&self) {
+        for entry in self.lock().leases.values_mut() {
+            entry.deadline = None;
+            entry.next_checkpoint = None;
+        }
+    }
+
     /// Every lease ID.
     pub fn ids(&self) -> Vec<LeaseId> {
         self.lock().leases.keys().copied().collect()

@@ -24,6 +24,11 @@ pub mod mainstaypb {
     tonic::include_proto!("mainstaypb");
 }
 
+/// Mainstay's member-to-member service on the peer port.
+pub mod mainstaypeerpb {
+    tonic::include_proto!("mainstaypeerpb");
+}
+
 /// etcd's `v3lockpb` package: the Lock service (etcd `api/v3lock/v3lockpb`).
 pub mod v3lockpb {
     tonic::include_proto!("v3lockpb");

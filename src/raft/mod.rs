@@ -5,7 +5,8 @@
 //! a second write path (design.md §2).
 
 pub mod log_store;
-pub mod network;
+pub mod peer;
+pub mod peer_service;
 pub mod snapshot;
 pub mod state_machine;
 pub mod types;
@@ -16,10 +17,11 @@ use std::time::Duration;
 
 use openraft::async_runtime::WatchReceiver;
 use openraft::error::{ClientWriteError, RaftError};
-use openraft::{ReadPolicy, SnapshotPolicy};
+use openraft::raft::linearizable_read::{Linearizer, ReadLogId};
+use openraft::{ChangeMembers, ReadPolicy, SnapshotPolicy};
 
 use self::log_store::LogStore;
-use self::network::NoPeers;
+use self::peer::{LeaseAnswer, LeaseCall, PeerNetwork, Peers};
 use self::state_machine::StateMachine;
 use self::types::{MemberNode, Raft};
 use crate::apply::command::{Command, Response};
@@ -51,21 +53,25 @@ pub struct RaftNode {
     raft: Raft,
     member_id: MemberId,
     request_timeout: Duration,
+    peers: Peers,
 }
 
 impl RaftNode {
-    /// Starts raft over `storage`; on a fresh data directory, bootstraps a one-voter cluster
-    /// whose only member is `member` (etcd's `--initial-cluster-state=new` with one member).
+    /// Starts raft over `storage`; on a fresh data directory, bootstraps the cluster whose
+    /// voters are `members` (etcd's `--initial-cluster` with `--initial-cluster-state=new`).
+    /// Every member of a new cluster bootstraps with the identical membership, so whichever
+    /// starts first simply waits for a quorum.
     ///
     /// # Errors
     /// Storage or configuration failures; the caller exits.
     pub async fn start(
         member_id: MemberId,
-        member: MemberNode,
+        members: BTreeMap<u64, MemberNode>,
         settings: &RaftSettings,
         storage: Storage,
         applier: Arc<Applier>,
         hub: Arc<Hub>,
+        peers: Peers,
     ) -> anyhow::Result<RaftNode> {
         let et_ms = u64::try_from(settings.election_timeout.as_millis()).unwrap_or(u64::MAX);
         let config = openraft::Config {
@@ -80,10 +86,9 @@ impl RaftNode {
         .validate()?;
         let log_store = LogStore::open(storage.clone())?;
         let state_machine = StateMachine::open(storage, applier, hub)?;
-        let raft = Raft::new(member_id.0, Arc::new(config), NoPeers, log_store, state_machine).await?;
+        let network = PeerNetwork::new(peers.clone());
+        let raft = Raft::new(member_id.0, Arc::new(config), network, log_store, state_machine).await?;
         if !raft.is_initialized().await? {
-            let mut members = BTreeMap::new();
-            members.insert(member_id.0, member);
             raft.initialize(members).await?;
         }
         let request_timeout = Duration::from_secs(crate::config::limits::REQUEST_TIMEOUT_SECS_BASE)
@@ -92,6 +97,7 @@ impl RaftNode {
             raft,
             member_id,
             request_timeout,
+            peers,
         })
     }
 
@@ -116,6 +122,25 @@ impl RaftNode {
     /// `etcdserver: request timed out`), `Stopped` when raft has shut down, and the request
     /// error that apply decided (e.g. `KeyNotFound`).
     pub async fn propose(&self, command: Command) -> Result<Response, Error> {
+        let response = match self.propose_here(command.clone()).await {
+            Err(Error::NotLeader) => match self.leader_node() {
+                Some((_, node)) => self.peers.propose(&node, &command, self.request_timeout).await?,
+                None => return Err(Error::NoLeader),
+            },
+            other => other?,
+        };
+        match code_to_error(response.0.error) {
+            Some(e) => Err(e),
+            None => Ok(response),
+        }
+    }
+
+    /// Proposes `command` on this member, which must lead (a follower's forwarded proposal
+    /// lands here). Returns the raw apply result, request error code included.
+    ///
+    /// # Errors
+    /// As [`RaftNode::propose`], with `NotLeader` when another member leads.
+    pub async fn propose_here(&self, command: Command) -> Result<Response, Error> {
         // etcd refuses new proposals while the apply backlog exceeds 5000 entries
         // (v3_server.go processInternalRaftRequestOnce: `etcdserver: too many requests`).
         let (committed, applied) = self.indexes();
@@ -123,46 +148,123 @@ impl RaftNode {
             return Err(Error::TooManyRequests);
         }
         let write = tokio::time::timeout(self.request_timeout, self.raft.client_write(command));
-        let resp = match write.await {
-            Err(_) => return Err(Error::Timeout),
+        match write.await {
+            Err(_) => Err(Error::Timeout),
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
-                return Err(if f.leader_id.is_some() {
+                Err(if f.leader_id.is_some() {
                     Error::NotLeader
                 } else {
                     Error::NoLeader
-                });
+                })
             }
-            Ok(Err(RaftError::APIError(e))) => return Err(Error::Internal(e.to_string())),
-            Ok(Err(RaftError::Fatal(_))) => return Err(Error::Stopped),
-            Ok(Ok(resp)) => resp,
-        };
-        match code_to_error(resp.data.0.error) {
-            Some(e) => Err(e),
-            None => Ok(resp.data),
+            Ok(Err(RaftError::APIError(e))) => Err(Error::Internal(e.to_string())),
+            Ok(Err(RaftError::Fatal(_))) => Err(Error::Stopped),
+            Ok(Ok(resp)) => Ok(resp.data),
         }
     }
 
     /// Waits until this member has applied everything committed before the call (ReadIndex),
-    /// so a following local read is linearizable.
+    /// so a following local read is linearizable. A follower asks the leader for its read
+    /// index, then waits for its own apply to reach it (etcd `linearizableReadLoop`).
     ///
     /// # Errors
     /// `NoLeader` / `LeaderChanged` / `Timeout` / `Stopped`.
     pub async fn read_barrier(&self) -> Result<(), Error> {
-        match tokio::time::timeout(
+        let local = tokio::time::timeout(
             self.request_timeout,
             self.raft.ensure_linearizable(ReadPolicy::ReadIndex),
         )
-        .await
-        {
+        .await;
+        match local {
             Err(_) => Err(Error::Timeout),
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(RaftError::APIError(e))) => Err(match e {
+            Ok(Err(RaftError::APIError(e))) => match e {
                 openraft::error::LinearizableReadError::ForwardToLeader(f) if f.leader_id.is_some() => {
-                    Error::NotLeader
+                    self.follower_read_barrier().await
                 }
-                openraft::error::LinearizableReadError::ForwardToLeader(_) => Error::NoLeader,
-                _ => Error::LeaderChanged,
-            }),
+                openraft::error::LinearizableReadError::ForwardToLeader(_) => Err(Error::NoLeader),
+                _ => Err(Error::LeaderChanged),
+            },
+            Ok(Err(RaftError::Fatal(_))) => Err(Error::Stopped),
+        }
+    }
+
+    async fn follower_read_barrier(&self) -> Result<(), Error> {
+        let (_, leader) = self.leader_node().ok_or(Error::NoLeader)?;
+        let read_log_id = self.peers.read_index(&leader, self.request_timeout).await?;
+        let linearizer = Linearizer::new(self.member_id.0, ReadLogId::from_log_id(read_log_id), None);
+        match linearizer
+            .try_await_ready(&self.raft, Some(self.request_timeout))
+            .await
+        {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(Error::Timeout),
+            Err(_) => Err(Error::Stopped),
+        }
+    }
+
+    /// Whether this member leads.
+    pub fn is_leader(&self) -> bool {
+        self.leader() == self.member_id.0
+    }
+
+    /// The leader's ID and attributes, when a leader is known.
+    pub fn leader_node(&self) -> Option<(u64, MemberNode)> {
+        let m = self.raft.metrics();
+        let m = m.borrow_watched();
+        let leader = m.current_leader?;
+        let node = m.membership_config.membership().get_node(&leader)?.clone();
+        Some((leader, node))
+    }
+
+    /// Sends a lease call to the leader (which may be this member's own lessor: the caller
+    /// handles that case).
+    ///
+    /// # Errors
+    /// `NoLeader` without a reachable leader, or the leader's error.
+    pub async fn lease_call(&self, call: &LeaseCall) -> Result<LeaseAnswer, Error> {
+        let (_, leader) = self.leader_node().ok_or(Error::NoLeader)?;
+        self.peers.lease(&leader, call, self.request_timeout).await
+    }
+
+    /// Records this member's attributes (name, client URLs) in the membership through the
+    /// leader, unless they are already recorded (etcd `publishV3`).
+    ///
+    /// # Errors
+    /// `NoLeader`, `Timeout` or the leader's error; the caller retries.
+    pub async fn publish(&self, node: MemberNode) -> Result<(), Error> {
+        let recorded = {
+            let m = self.raft.metrics();
+            let m = m.borrow_watched();
+            m.membership_config
+                .membership()
+                .get_node(&self.member_id.0)
+                .cloned()
+        };
+        if recorded.as_ref() == Some(&node) {
+            return Ok(());
+        }
+        if self.is_leader() {
+            return self.publish_here(self.member_id.0, node).await;
+        }
+        let (_, leader) = self.leader_node().ok_or(Error::NoLeader)?;
+        self.peers
+            .publish(&leader, (self.member_id.0, &node), self.request_timeout)
+            .await
+    }
+
+    /// Leader: records member `id`'s attributes with a membership entry that keeps every
+    /// voter and learner.
+    ///
+    /// # Errors
+    /// `NotLeader` on a follower, `Timeout`, or a membership change in progress.
+    pub async fn publish_here(&self, id: u64, node: MemberNode) -> Result<(), Error> {
+        let change = ChangeMembers::SetNodes(BTreeMap::from([(id, node)]));
+        match tokio::time::timeout(self.request_timeout, self.raft.change_membership(change, true)).await {
+            Err(_) => Err(Error::Timeout),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => Err(Error::NotLeader),
+            Ok(Err(RaftError::APIError(e))) => Err(Error::Internal(e.to_string())),
             Ok(Err(RaftError::Fatal(_))) => Err(Error::Stopped),
         }
     }

@@ -33,6 +33,10 @@ pub struct Server {
     pub peer_port: u16,
     pub data_dir: PathBuf,
     pub log: PathBuf,
+    /// `--name`.
+    pub name: String,
+    /// `--initial-cluster`.
+    initial_cluster: String,
     extra: Vec<String>,
 }
 
@@ -63,18 +67,55 @@ pub fn etcdctl_bin() -> PathBuf {
 impl Server {
     /// Starts a server of `kind` with its data under `dir` and waits until it answers Status.
     pub async fn start(kind: Kind, dir: &Path, extra: &[&str]) -> Server {
+        let peer_port = free_port();
         let mut s = Server {
             kind,
             child: None,
             client_port: free_port(),
-            peer_port: free_port(),
+            peer_port,
             data_dir: dir.join("data"),
             log: dir.join(format!("{kind:?}.log")),
+            name: "n1".to_owned(),
+            initial_cluster: format!("n1=http://127.0.0.1:{peer_port}"),
             extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         s.spawn();
         s.wait_ready().await;
         s
+    }
+
+    /// Starts a new cluster of `n` members of `kind` (names `m0`, `m1`, ...) on loopback, each
+    /// with its data and log under `dir`, and waits until every member knows a leader.
+    pub async fn start_cluster(kind: Kind, dir: &Path, n: usize, extra: &[&str]) -> Vec<Server> {
+        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+        let initial_cluster = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, peer))| format!("m{i}=http://127.0.0.1:{peer}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut members: Vec<Server> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (client, peer))| Server {
+                kind,
+                child: None,
+                client_port: *client,
+                peer_port: *peer,
+                data_dir: dir.join(format!("m{i}.data")),
+                log: dir.join(format!("m{i}.log")),
+                name: format!("m{i}"),
+                initial_cluster: initial_cluster.clone(),
+                extra: extra.iter().map(|s| s.to_string()).collect(),
+            })
+            .collect();
+        for m in &mut members {
+            m.spawn();
+        }
+        for m in &mut members {
+            m.wait_ready().await;
+        }
+        members
     }
 
     /// Starts a mainstay server in `dir`.
@@ -95,13 +136,13 @@ impl Server {
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
         let mut args = vec![
             "--name".to_string(),
-            "n1".to_string(),
+            self.name.clone(),
             format!("--data-dir={}", self.data_dir.display()),
             format!("--listen-client-urls={}", self.endpoint()),
             format!("--advertise-client-urls={}", self.endpoint()),
             format!("--listen-peer-urls={peer}"),
             format!("--initial-advertise-peer-urls={peer}"),
-            format!("--initial-cluster=n1={peer}"),
+            format!("--initial-cluster={}", self.initial_cluster),
         ];
         args.extend(self.extra.iter().cloned());
         let log = std::fs::OpenOptions::new()
