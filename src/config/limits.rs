@@ -125,3 +125,11 @@ pub const LEASE_REVOKE_RETRY: Duration = Duration::from_secs(3);
 
 /// Largest lease TTL, in seconds (etcd `MaxLeaseTTL`); above it: `etcdserver: too large lease TTL`.
 pub const LEASE_TTL_SECS_MAX: i64 = 9_000_000_000;
+
+/// An apply slower than this counts in `etcd_server_slow_apply_total` (etcd
+/// `--warning-apply-duration` default, `etcdserver/util.go` warnOfExpensiveRequest).
+pub const APPLY_WARN_DURATION: Duration = Duration::from_millis(100);
+
+/// A read barrier slower than this counts in `etcd_server_slow_read_indexes_total` (etcd
+/// `readIndexRetryTime`, after which it considers a read index slow and retries).
+pub const READ_INDEX_SLOW: Duration = Duration::from_millis(500);

@@ -31,8 +31,11 @@ pub async fn run(lessor: Arc<Lessor>, raft: RaftNode) {
         }));
         let raft = raft.clone();
         tokio::spawn(async move {
-            if let Err(e) = raft.propose(cmd).await {
-                tracing::warn!(leases = expired.len(), error = %e, "failed to revoke expired leases");
+            match raft.propose(cmd).await {
+                Ok(_) => crate::metrics::record::leases_expired(expired.len()),
+                Err(e) => {
+                    tracing::warn!(leases = expired.len(), error = %e, "failed to revoke expired leases")
+                }
             }
         });
     }

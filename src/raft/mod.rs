@@ -122,8 +122,12 @@ impl RaftNode {
         if committed.saturating_sub(applied) > APPLY_BACKLOG_ENTRIES_MAX {
             return Err(Error::TooManyRequests);
         }
-        let write = tokio::time::timeout(self.request_timeout, self.raft.client_write(command));
-        let resp = match write.await {
+        let _pending = crate::metrics::record::proposal();
+        let write = tokio::time::timeout(self.request_timeout, self.raft.client_write(command)).await;
+        if !matches!(write, Ok(Ok(_))) {
+            crate::metrics::record::proposal_failed();
+        }
+        let resp = match write {
             Err(_) => return Err(Error::Timeout),
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
                 return Err(if f.leader_id.is_some() {
@@ -148,6 +152,13 @@ impl RaftNode {
     /// # Errors
     /// `NoLeader` / `LeaderChanged` / `Timeout` / `Stopped`.
     pub async fn read_barrier(&self) -> Result<(), Error> {
+        let started = std::time::Instant::now();
+        let result = self.barrier().await;
+        crate::metrics::record::read_index(started, result.is_ok());
+        result
+    }
+
+    async fn barrier(&self) -> Result<(), Error> {
         match tokio::time::timeout(
             self.request_timeout,
             self.raft.ensure_linearizable(ReadPolicy::ReadIndex),
