@@ -18,6 +18,7 @@ mod harness;
 mod kv;
 mod lease;
 mod maintenance;
+mod metrics;
 mod service;
 mod watch;
 mod watch_fairness;
