@@ -14,6 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for f in files {
         println!("cargo:rerun-if-changed={f}");
     }
+    toolchain_version();
     let fds = protox::compile(files, ["proto"])?;
     tonic_prost_build::configure()
         .build_server(true)
@@ -21,4 +22,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .bytes(".")
         .compile_fds(fds)?;
     Ok(())
+}
+
+/// Exposes the compiler's version as `MAINSTAY_RUSTC_VERSION` (`rust1.90.0`, shaped like Go's
+/// `go1.23.7`) for the `etcd_server_go_version` metric.
+fn toolchain_version() {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_string());
+    let out = std::process::Command::new(rustc).arg("--version").output();
+    if let Ok(out) = out
+        && let Some(v) = String::from_utf8_lossy(&out.stdout).split_whitespace().nth(1)
+    {
+        println!("cargo:rustc-env=MAINSTAY_RUSTC_VERSION=rust{v}");
+    }
 }

@@ -108,6 +108,7 @@ async fn health(ctx: Ctx, RawQuery(q): RawQuery) -> Response {
         };
         read.err().map(|e| format!("RANGE ERROR:{}", error_text(&e)))
     };
+    crate::metrics::record::health(reason.is_none());
     let (status, body) = match reason {
         None => (StatusCode::OK, r#"{"health":"true","reason":""}"#.to_string()),
         Some(r) => (
@@ -174,7 +175,10 @@ async fn probe(ctx: Ctx, probe: Probe, only: Option<String>, RawQuery(q): RawQue
             reason.push_str(&format!("[+]{name} excluded: ok\n"));
             continue;
         }
-        match run_check(&ctx, name).await {
+        let result = run_check(&ctx, name).await;
+        let kind = if probe == Probe::Livez { "livez" } else { "readyz" };
+        crate::metrics::record::healthcheck(kind, name, result.is_ok());
+        match result {
             Ok(()) => reason.push_str(&format!("[+]{name} ok\n")),
             Err(e) => {
                 failed = true;

@@ -63,7 +63,6 @@ impl Kv for KvService {
     async fn range(&self, request: Request<RangeRequest>) -> Result<Response<RangeResponse>, Status> {
         let r = request.into_inner();
         validate::range(&r)?;
-        crate::metrics::with(|m| m.range_total.inc());
         self.barrier(r.serializable).await?;
         let view = self.ctx.store.view();
         let mut resp = ops::range(&view, &r)?;
@@ -74,7 +73,6 @@ impl Kv for KvService {
     async fn put(&self, request: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
         let p = request.into_inner();
         validate::put(&p)?;
-        crate::metrics::with(|m| m.put_total.inc());
         check_quota(&self.ctx, request_size(&p)).await?;
         let resp = self
             .write(

@@ -124,6 +124,7 @@ impl Maintenance for MaintenanceService {
         _r: Request<DefragmentRequest>,
     ) -> Result<Response<DefragmentResponse>, Status> {
         let storage = self.ctx.storage.clone();
+        let _defrag = crate::metrics::record::defrag();
         tokio::task::spawn_blocking(move || storage.defragment())
             .await
             .map_err(|e| Error::Internal(e.to_string()))?
@@ -137,6 +138,7 @@ impl Maintenance for MaintenanceService {
     /// leaves out member-local raft state so members can be compared).
     async fn hash(&self, _r: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
         let ctx = &self.ctx;
+        let _timer = crate::metrics::record::timer(|m| &m.hash_duration);
         let (kv_hash, _, _) = ctx.store.hash_kv(0)?;
         let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
         let mut digest = crc.digest();
@@ -155,6 +157,7 @@ impl Maintenance for MaintenanceService {
     /// compaction revision and (3.6) the hashed revision.
     async fn hash_kv(&self, request: Request<HashKvRequest>) -> Result<Response<HashKvResponse>, Status> {
         let ctx = &self.ctx;
+        let _timer = crate::metrics::record::timer(|m| &m.hash_rev_duration);
         let (hash, compact, at) = ctx.store.hash_kv(request.into_inner().revision)?;
         Ok(Response::new(HashKvResponse {
             header: ctx.header(ctx.store.current_revision()),

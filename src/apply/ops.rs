@@ -63,6 +63,7 @@ pub fn range(txn: &WriteTxn<'_>, r: &RangeRequest) -> Result<RangeResponse, Erro
         revision: r.revision,
         count_only: r.count_only,
     };
+    crate::metrics::record::mvcc_range();
     let mut rr = txn.range(&KeyRange::new(&r.key, &r.range_end), opts)?;
     rr.kvs.retain(|kv| {
         !(r.max_mod_revision != 0 && kv.mod_revision > r.max_mod_revision
@@ -144,6 +145,7 @@ pub fn put(txn: &mut WriteTxn<'_>, p: &PutRequest, leases: &dyn LeaseLookup) -> 
         ),
         None => (p.value.clone(), LeaseId(p.lease)),
     };
+    crate::metrics::record::mvcc_put(p.key.len() + value.len());
     let revision = txn.put(p.key.clone(), value, lease)?;
     Ok(PutResponse {
         header: header(revision),
@@ -172,6 +174,7 @@ pub fn delete_range(txn: &mut WriteTxn<'_>, d: &DeleteRangeRequest) -> Result<De
     } else {
         Vec::new()
     };
+    crate::metrics::record::mvcc_delete();
     let (deleted, revision) = txn.delete_range(&range)?;
     Ok(DeleteRangeResponse {
         header: header(revision),
@@ -190,6 +193,7 @@ pub fn txn(txn: &mut WriteTxn<'_>, rt: &TxnRequest, leases: &dyn LeaseLookup) ->
     let mut path = Vec::new();
     compare_to_path(txn, rt, &mut path)?;
     check_txn(txn, rt, &path, &mut 0, leases)?;
+    crate::metrics::record::mvcc_txn(rt, &path);
     execute_txn(txn, rt, &path, &mut 0, leases)
 }
 
@@ -220,6 +224,7 @@ fn branch(rt: &TxnRequest, succeeded: bool) -> &[RequestOp] {
 /// # Errors
 /// Storage failures only (a compare never reports compaction).
 pub fn apply_compare(txn: &WriteTxn<'_>, c: &Compare) -> Result<bool, Error> {
+    crate::metrics::record::mvcc_range();
     let rr = match txn.range(&KeyRange::new(&c.key, &c.range_end), RangeOptions::default()) {
         Ok(rr) => rr,
         Err(Error::Compacted | Error::FutureRevision) => return Ok(false),

@@ -143,3 +143,11 @@ pub const PEER_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Pause between attempts to publish this member's attributes (name, client URLs).
 pub const PUBLISH_RETRY: Duration = Duration::from_millis(500);
+
+/// An apply slower than this counts in `etcd_server_slow_apply_total` (etcd
+/// `--warning-apply-duration` default, `etcdserver/util.go` warnOfExpensiveRequest).
+pub const APPLY_WARN_DURATION: Duration = Duration::from_millis(100);
+
+/// A read barrier slower than this counts in `etcd_server_slow_read_indexes_total` (etcd
+/// `readIndexRetryTime`, after which it considers a read index slow and retries).
+pub const READ_INDEX_SLOW: Duration = Duration::from_millis(500);

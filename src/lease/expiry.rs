@@ -65,8 +65,9 @@ pub async fn run(lessor: Arc<Lessor>, raft: RaftNode, checkpoint_interval: Optio
                 let cmd = Command::new(internal_request::Request::LeaseRevokeBatch(LeaseRevokeBatch {
                     ids,
                 }));
-                if let Err(e) = raft.propose(cmd).await {
-                    tracing::warn!(leases, error = %e, "failed to revoke expired leases");
+                match raft.propose(cmd).await {
+                    Ok(_) => crate::metrics::record::leases_expired(leases),
+                    Err(e) => tracing::warn!(leases, error = %e, "failed to revoke expired leases"),
                 }
             }
         });

@@ -135,6 +135,7 @@ impl Lessor {
 
     /// Apply: records a granted lease.
     pub fn grant(&self, id: LeaseId, ttl_secs: i64) {
+        crate::metrics::record::lease_granted(ttl_secs);
         self.lock().leases.insert(id, Entry::new(ttl_secs, 0));
     }
 
@@ -194,6 +195,7 @@ impl Lessor {
     pub fn remove(&self, id: LeaseId) {
         let mut t = self.lock();
         if let Some(entry) = t.leases.remove(&id) {
+            crate::metrics::record::lease_revoked();
             for k in entry.keys {
                 t.key_lease.remove(&k);
             }
@@ -225,6 +227,7 @@ impl Lessor {
         let mut t = self.lock();
         let entry = t.leases.get_mut(&id)?;
         entry.deadline = Some(now + secs(entry.ttl_secs));
+        crate::metrics::record::lease_renewed();
         Some(entry.ttl_secs)
     }
 

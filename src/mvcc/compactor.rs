@@ -32,11 +32,13 @@ impl Compactor {
             .name("mvcc-compactor".into())
             .spawn(move || {
                 while let Ok((at, dropped)) = rx.recv() {
+                    let started = std::time::Instant::now();
                     if let Err(e) = delete(&storage, &dropped) {
                         tracing::error!(error = %e, revision = at.0, "compaction failed to delete old versions");
                         continue;
                     }
                     tracing::info!(revision = at.0, deleted = dropped.len(), "finished scheduled compaction");
+                    crate::metrics::record::db_compaction_done(dropped.len(), started);
                     done.send_replace(at);
                 }
             })
@@ -64,11 +66,13 @@ impl Compactor {
 
 fn delete(storage: &Storage, dropped: &[IndexEntry]) -> Result<(), StorageError> {
     for chunk in dropped.chunks(COMPACTION_BATCH_KEYS_MAX) {
+        let started = std::time::Instant::now();
         let mut batch = storage.db.batch();
         for e in chunk {
             batch.remove(&storage.kv, e.rev.encode(e.tombstone));
         }
         batch.commit()?;
+        crate::metrics::record::db_compaction_batch(started);
     }
     Ok(())
 }

@@ -255,6 +255,7 @@ impl Store {
     /// [`Error::FutureRevision`] when `opts.revision` > current, [`Error::Compacted`] when it is
     /// below the compaction revision (reading exactly at it is allowed).
     pub fn range(&self, range: &KeyRange, opts: RangeOptions) -> Result<RangeResult, Error> {
+        let _read = crate::metrics::record::open_read();
         let (found, count, revision) = {
             let state = self.read_state();
             let at = check_read_revision(opts.revision, state.current, state.compacted)?;
@@ -653,7 +654,10 @@ impl WriteTxn<'_> {
         }
         if let Some(at) = self.compact {
             state.compacted = at;
-            batch.compactions.push((at, state.index.compact(at)));
+            batch.compactions.push((
+                at,
+                crate::metrics::record::index_compaction(|| state.index.compact(at)),
+            ));
         }
         Committed {
             revision,

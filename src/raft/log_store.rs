@@ -177,6 +177,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut batch = self.storage.db.batch();
         for entry in entries {
             let bytes = postcard::to_allocvec(&entry).map_err(io::Error::other)?;
+            crate::metrics::record::wal_written(bytes.len());
             batch.insert(&self.storage.raft_log, index_key(entry.log_id.index), bytes);
         }
         batch.commit().map_err(io::Error::other)?;

@@ -147,8 +147,15 @@ impl RaftNode {
         if committed.saturating_sub(applied) > APPLY_BACKLOG_ENTRIES_MAX {
             return Err(Error::TooManyRequests);
         }
-        let write = tokio::time::timeout(self.request_timeout, self.raft.client_write(command));
-        match write.await {
+        let _pending = crate::metrics::record::proposal();
+        let write = tokio::time::timeout(self.request_timeout, self.raft.client_write(command)).await;
+        if !matches!(
+            write,
+            Ok(Ok(_)) | Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))))
+        ) {
+            crate::metrics::record::proposal_failed();
+        }
+        match write {
             Err(_) => Err(Error::Timeout),
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
                 Err(if f.leader_id.is_some() {
@@ -170,6 +177,13 @@ impl RaftNode {
     /// # Errors
     /// `NoLeader` / `LeaderChanged` / `Timeout` / `Stopped`.
     pub async fn read_barrier(&self) -> Result<(), Error> {
+        let started = std::time::Instant::now();
+        let result = self.barrier().await;
+        crate::metrics::record::read_index(started, result.is_ok());
+        result
+    }
+
+    async fn barrier(&self) -> Result<(), Error> {
         let local = tokio::time::timeout(
             self.request_timeout,
             self.raft.ensure_linearizable(ReadPolicy::ReadIndex),

@@ -159,7 +159,9 @@ pub fn save(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(bytes)?;
+    let fsync = crate::metrics::record::timer(|m| &m.snap_fsync);
     f.sync_all()?;
+    drop(fsync);
     std::fs::rename(&tmp, path)?;
     if let Some(dir) = path.parent() {
         std::fs::File::open(dir)?.sync_all()?;

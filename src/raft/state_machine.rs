@@ -103,10 +103,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 let (entry, responder) = item?;
                 let log_id = entry.log_id;
                 let response = match entry.payload {
-                    EntryPayload::Normal(command) => self
-                        .applier
-                        .apply(&command, &mut batch)
-                        .map_err(io::Error::other)?,
+                    EntryPayload::Normal(command) => crate::metrics::record::timed_apply(&command, || {
+                        self.applier.apply(&command, &mut batch)
+                    })
+                    .map_err(io::Error::other)?,
                     EntryPayload::Blank => Response::default(),
                     EntryPayload::Membership(m) => {
                         self.membership = StoredMembership::new(Some(log_id), m);
@@ -199,7 +199,11 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let meta = self.meta.clone();
         let bytes = tokio::task::spawn_blocking(move || {
             storage.sync().map_err(io::Error::other)?;
-            let bytes = snapshot::export(&storage, &view, &meta)?;
+            let bytes = {
+                let _timer = crate::metrics::record::timer(|m| &m.snap_marshalling);
+                snapshot::export(&storage, &view, &meta)?
+            };
+            let _timer = crate::metrics::record::timer(|m| &m.snap_save_total);
             snapshot::save(&storage.raft_snapshot_path(), &bytes)?;
             Ok::<_, io::Error>(bytes)
         })

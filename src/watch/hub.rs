@@ -59,6 +59,7 @@ impl Hub {
         let (tx, events) = mpsc::channel(WATCH_STREAM_REVISIONS_MAX);
         let lagging = Arc::new(AtomicBool::new(false));
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
+        crate::metrics::record::watch_stream_opened();
         self.lock().insert(
             id,
             Slot {
@@ -118,6 +119,7 @@ impl Subscription {
 impl Drop for Subscription {
     fn drop(&mut self) {
         self.hub.lock().remove(&self.id);
+        crate::metrics::record::watch_stream_closed();
     }
 }
 

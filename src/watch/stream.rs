@@ -114,7 +114,12 @@ where
         watchers: BTreeMap::new(),
         next_auto_id: 0,
     };
+    let mut gauges = crate::metrics::record::WatcherGauges::default();
     loop {
+        gauges.set(
+            ws.watchers.len(),
+            ws.watchers.values().filter(|w| !w.synced).count(),
+        );
         if sub.take_lagging() {
             for w in ws.watchers.values_mut() {
                 w.synced = false;

@@ -79,6 +79,7 @@ impl Watcher {
         max_bytes: usize,
         header: &dyn Fn(Revision) -> Option<crate::proto::etcdserverpb::ResponseHeader>,
     ) -> Vec<WatchResponse> {
+        crate::metrics::record::events_sent(events.len());
         let whole = WatchResponse {
             header: header(header_revision),
             watch_id: self.id,

@@ -21,6 +21,7 @@ mod kv;
 mod lease;
 mod logging;
 mod maintenance;
+mod metrics;
 mod service;
 mod watch;
 mod watch_fairness;
