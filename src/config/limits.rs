@@ -125,3 +125,8 @@ pub const LEASE_REVOKE_RETRY: Duration = Duration::from_secs(3);
 
 /// Largest lease TTL, in seconds (etcd `MaxLeaseTTL`); above it: `etcdserver: too large lease TTL`.
 pub const LEASE_TTL_SECS_MAX: i64 = 9_000_000_000;
+
+/// How many JSON bytes the grpc-gateway reads per byte of the largest request message before
+/// refusing a body (base64 makes bytes fields 4/3 larger, field names and quotes add more); the
+/// decoded message is then held to the gRPC receive limit exactly.
+pub const GATEWAY_JSON_BYTES_PER_MESSAGE_BYTE: usize = 4;
