@@ -44,6 +44,8 @@ pub struct Metrics {
     pub quota_backend_bytes: IntGauge,
     /// `etcd_debugging_mvcc_keys_total` (gauge, as in etcd).
     pub keys_total: IntGauge,
+    /// `etcd_debugging_mvcc_watch_stream_total` (gauge): open Watch streams, gRPC and gateway.
+    pub watch_streams: IntGauge,
     /// `etcd_mvcc_put_total` (counter).
     pub put_total: IntCounter,
     /// `etcd_mvcc_range_total` (counter).
@@ -162,6 +164,11 @@ impl Metrics {
                 "Current backend storage quota size in bytes.",
             )?,
             keys_total: gauge(&r, "etcd_debugging_mvcc_keys_total", "Total number of keys.")?,
+            watch_streams: gauge(
+                &r,
+                "etcd_debugging_mvcc_watch_stream_total",
+                "Total number of watch streams.",
+            )?,
             put_total: counter(
                 &r,
                 "etcd_mvcc_put_total",
@@ -267,7 +274,8 @@ pub async fn grpc_layer(
         return next.run(request).await;
     };
     if !service.starts_with("etcdserverpb.")
-        && !service.starts_with("v3")
+        && !service.starts_with("v3lockpb.")
+        && !service.starts_with("v3electionpb.")
         && !service.starts_with("grpc.health")
     {
         return next.run(request).await;
@@ -339,6 +347,7 @@ mod tests {
             ("etcd_server_has_leader", "gauge"),
             ("etcd_server_proposals_committed_total", "gauge"),
             ("etcd_debugging_mvcc_keys_total", "gauge"),
+            ("etcd_debugging_mvcc_watch_stream_total", "gauge"),
             ("etcd_mvcc_put_total", "counter"),
             ("etcd_disk_wal_fsync_duration_seconds", "histogram"),
             ("grpc_server_handled_total", "counter"),

@@ -36,6 +36,23 @@ fn requires_leader<T>(request: &Request<T>) -> bool {
     request.metadata().get("hasleader").and_then(|v| v.to_str().ok()) == Some("true")
 }
 
+/// Counts an open watch stream in `etcd_debugging_mvcc_watch_stream_total` while alive (etcd
+/// `mvcc/metrics.go` watchStreamGauge), also when the task is dropped.
+struct OpenStream;
+
+impl OpenStream {
+    fn new() -> OpenStream {
+        crate::metrics::with(|m| m.watch_streams.inc());
+        OpenStream
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        crate::metrics::with(|m| m.watch_streams.dec());
+    }
+}
+
 type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -68,7 +85,10 @@ impl Watch for WatchService {
             settings: self.settings.clone(),
             require_leader,
         };
-        tokio::spawn(stream::run(context, sub, requests, tx));
+        tokio::spawn(async move {
+            let _open = OpenStream::new();
+            stream::run(context, sub, requests, tx).await;
+        });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }
