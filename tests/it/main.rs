@@ -14,6 +14,7 @@ mod differential;
 mod etcdctl;
 mod etcdctl_lease;
 mod etcdctl_watch;
+mod gateway;
 mod harness;
 mod kv;
 mod lease;
