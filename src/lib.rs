@@ -16,7 +16,8 @@
 //! (bounded channels; a stream that falls behind replays from the store). Leases live in
 //! `lease::Lessor` (changed only by apply; deadlines kept by a leader-only expiry task that
 //! proposes revokes), alarms in `alarm::Alarms`. `concurrency` runs etcd's Lock and Election on
-//! top of KV, Lease and Watch.
+//! top of KV, Lease and Watch. `gateway` serves etcd's grpc-gateway JSON API (`/v3/*`) by calling
+//! the same service implementations in process.
 
 pub mod alarm;
 pub mod api;
@@ -25,6 +26,7 @@ pub mod cluster;
 pub mod concurrency;
 pub mod config;
 pub mod error;
+pub mod gateway;
 pub mod http;
 pub mod lease;
 pub mod logging;

@@ -238,13 +238,9 @@ async fn router(ctx: Ctx, hub: Arc<Hub>, config: &Config) -> axum::Router {
     health_reporter
         .set_service_status("", tonic_health::ServingStatus::Serving)
         .await;
-    let routes = tonic::service::Routes::new(
-        KvServer::new(KvService::new(ctx.clone()))
-            .max_decoding_message_size(max_recv)
-            .max_encoding_message_size(usize::MAX),
-    )
-    .add_service(
-        WatchServer::new(WatchService::new(
+    let services = crate::gateway::Services {
+        kv: Arc::new(KvService::new(ctx.clone())),
+        watch: Arc::new(WatchService::new(
             ctx.clone(),
             hub.clone(),
             StreamSettings {
@@ -252,33 +248,45 @@ async fn router(ctx: Ctx, hub: Arc<Hub>, config: &Config) -> axum::Router {
                 progress_interval: config.watch_progress_notify_interval,
                 election_timeout: config.election_timeout,
             },
-        ))
-        .max_decoding_message_size(max_recv)
-        .max_encoding_message_size(usize::MAX),
-    )
-    .add_service(
-        LeaseServer::new(LeaseService::new(
+        )),
+        lease: Arc::new(LeaseService::new(
             ctx.clone(),
             ctx.applier.lessor().clone(),
             min_ttl_secs(config.heartbeat_interval, config.election_timeout),
-        ))
-        .max_decoding_message_size(max_recv),
-    )
-    .add_service(ClusterServer::new(ClusterService::new(ctx.clone())).max_decoding_message_size(max_recv))
-    .add_service(
-        MaintenanceServer::new(MaintenanceService::new(ctx.clone()))
+        )),
+        cluster: Arc::new(ClusterService::new(ctx.clone())),
+        maintenance: Arc::new(MaintenanceService::new(ctx.clone())),
+        auth: Arc::new(AuthService),
+        lock: Arc::new(LockService::new(ctx.clone(), hub.clone())),
+        election: Arc::new(ElectionService::new(ctx.clone(), hub)),
+    };
+    let routes = tonic::service::Routes::new(
+        KvServer::from_arc(services.kv.clone())
             .max_decoding_message_size(max_recv)
             .max_encoding_message_size(usize::MAX),
     )
-    .add_service(AuthServer::new(AuthService).max_decoding_message_size(max_recv))
     .add_service(
-        LockServer::new(LockService::new(ctx.clone(), hub.clone())).max_decoding_message_size(max_recv),
+        WatchServer::from_arc(services.watch.clone())
+            .max_decoding_message_size(max_recv)
+            .max_encoding_message_size(usize::MAX),
     )
+    .add_service(LeaseServer::from_arc(services.lease.clone()).max_decoding_message_size(max_recv))
+    .add_service(ClusterServer::from_arc(services.cluster.clone()).max_decoding_message_size(max_recv))
     .add_service(
-        ElectionServer::new(ElectionService::new(ctx.clone(), hub)).max_decoding_message_size(max_recv),
+        MaintenanceServer::from_arc(services.maintenance.clone())
+            .max_decoding_message_size(max_recv)
+            .max_encoding_message_size(usize::MAX),
     )
+    .add_service(AuthServer::from_arc(services.auth.clone()).max_decoding_message_size(max_recv))
+    .add_service(LockServer::from_arc(services.lock.clone()).max_decoding_message_size(max_recv))
+    .add_service(ElectionServer::from_arc(services.election.clone()).max_decoding_message_size(max_recv))
     .add_service(health_service);
-    crate::http::client_routes(routes.into_axum_router(), ctx)
+    let mut router = routes.into_axum_router();
+    if config.enable_grpc_gateway {
+        let gateway = crate::gateway::Gateway::new(services, max_recv);
+        router = crate::gateway::routes(router, Arc::new(gateway));
+    }
+    crate::http::client_routes(router, ctx)
         .layer(axum::middleware::map_response(
             crate::api::interceptor::grpc_go_errors,
         ))

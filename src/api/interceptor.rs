@@ -17,14 +17,20 @@ pub async fn grpc_go_errors(mut response: Response) -> Response {
     let Some((found, limit)) = oversize_numbers(status.message()) else {
         return response;
     };
-    let rewritten = Status::resource_exhausted(format!(
-        "grpc: received message larger than max ({found} vs. {limit})"
-    ));
+    let rewritten = oversize_status(found, limit);
     // `add_header` only fails for messages that cannot be encoded; this one always can.
     if rewritten.add_header(response.headers_mut()).is_err() {
         tracing::debug!("could not rewrite an oversize gRPC status");
     }
     response
+}
+
+/// grpc-go's status for a received message of `found` bytes over the `limit` (ResourceExhausted
+/// `grpc: received message larger than max (N vs. M)`); also used by the JSON gateway.
+pub fn oversize_status(found: impl std::fmt::Display, limit: impl std::fmt::Display) -> Status {
+    Status::resource_exhausted(format!(
+        "grpc: received message larger than max ({found} vs. {limit})"
+    ))
 }
 
 /// Extracts (found, limit) from tonic's "Error, decoded message length too large: found N

@@ -68,7 +68,9 @@ impl Watch for WatchService {
             settings: self.settings.clone(),
             require_leader,
         };
-        tokio::spawn(stream::run(context, sub, requests, tx));
+        tokio::spawn(async move {
+            stream::run(context, sub, requests, tx).await;
+        });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }

@@ -151,3 +151,8 @@ pub const APPLY_WARN_DURATION: Duration = Duration::from_millis(100);
 /// A read barrier slower than this counts in `etcd_server_slow_read_indexes_total` (etcd
 /// `readIndexRetryTime`, after which it considers a read index slow and retries).
 pub const READ_INDEX_SLOW: Duration = Duration::from_millis(500);
+
+/// How many JSON bytes the grpc-gateway reads per byte of the largest request message before
+/// refusing a body (base64 makes bytes fields 4/3 larger, field names and quotes add more); the
+/// decoded message is then held to the gRPC receive limit exactly.
+pub const GATEWAY_JSON_BYTES_PER_MESSAGE_BYTE: usize = 4;

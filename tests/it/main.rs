@@ -16,6 +16,7 @@ mod etcdctl;
 mod etcdctl_check;
 mod etcdctl_lease;
 mod etcdctl_watch;
+mod gateway;
 mod harness;
 mod kv;
 mod lease;

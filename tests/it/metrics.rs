@@ -3,7 +3,7 @@
 //! HELP texts, labels, buckets), linted by `promtool check metrics`, scraped by a real
 //! Prometheus that evaluates every etcd-mixin alert (tests/data/etcd-mixin-alerts.yaml), and
 //! compared with the real etcd 3.4's metric names. scripts/test installs Prometheus (Debian
-//! `prometheus`) and the venv with `prometheus_client` (target/metrics-venv).
+//! `prometheus`) and the venv with `prometheus_client` (target/venv).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -75,12 +75,7 @@ fn table() -> Vec<(String, String)> {
 
 fn venv_python() -> PathBuf {
     std::env::var_os("MAINSTAY_METRICS_PYTHON").map_or_else(
-        || {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/target/metrics-venv/bin/python"
-            ))
-        },
+        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target/venv/bin/python")),
         PathBuf::from,
     )
 }
