@@ -21,6 +21,7 @@
 pub mod alarm;
 pub mod api;
 pub mod apply;
+pub mod bbolt;
 pub mod cluster;
 pub mod concurrency;
 pub mod config;
