@@ -33,6 +33,7 @@ pub mod mvcc;
 pub mod proto;
 pub mod raft;
 pub mod server;
+pub mod snapshot;
 pub mod storage;
 pub mod systemd;
 pub mod transport;

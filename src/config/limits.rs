@@ -125,3 +125,11 @@ pub const LEASE_REVOKE_RETRY: Duration = Duration::from_secs(3);
 
 /// Largest lease TTL, in seconds (etcd `MaxLeaseTTL`); above it: `etcdserver: too large lease TTL`.
 pub const LEASE_TTL_SECS_MAX: i64 = 9_000_000_000;
+
+/// Bytes of database image per `Maintenance.Snapshot` message (etcd
+/// `v3rpc/maintenance.go: snapshotSendBufferSize` = 32 KiB).
+pub const SNAPSHOT_CHUNK_BYTES: usize = 32 * 1024;
+
+/// How long `Maintenance.Snapshot` waits for an in-flight compaction's deletions before it
+/// images the store anyway (and filters the dropped versions out itself).
+pub const SNAPSHOT_COMPACTION_WAIT: Duration = Duration::from_secs(10);
