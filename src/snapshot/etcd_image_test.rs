@@ -145,7 +145,7 @@ fn the_image_has_etcds_buckets_and_encodings() {
         revs(key),
         [(2, false), (3, false), (4, false), (5, true), (6, false)]
     );
-    let values: Vec<String> = key.values().map(hex).collect();
+    let values: Vec<String> = key.values().map(|v| hex(v)).collect();
     assert_eq!(
         values[..4],
         [
@@ -172,7 +172,7 @@ fn the_image_has_etcds_buckets_and_encodings() {
     assert!(b["alarm"].is_empty() && b["members_removed"].is_empty() && b["authUsers"].is_empty());
 }
 
-fn hex(b: &Vec<u8>) -> String {
+fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
@@ -289,6 +289,6 @@ fn an_empty_store_images_like_a_fresh_etcd() {
     assert_eq!(info.revision, Revision::INITIAL);
     assert_eq!(info.compact_revision, NEVER_COMPACTED);
     let b = buckets(bytes);
-    assert!(!b["meta"].contains_key(&b"finishedCompactRev".to_vec()));
+    assert!(!b["meta"].contains_key(b"finishedCompactRev".as_slice()));
     assert!(b["key"].is_empty());
 }

@@ -4,9 +4,11 @@
 //!
 //! [`etcd_image`] lays out the buckets; [`spool`] writes one image into an unnamed temporary
 //! file next to the database (memory stays bounded by a few pages whatever the store's size)
-//! for the gRPC handler to stream.
+//! for the gRPC handler to stream; [`status`] reports on a snapshot file as `etcdctl snapshot
+//! status` does.
 
 pub mod etcd_image;
+pub mod status;
 
 use std::fs::File;
 use std::path::Path;
