@@ -40,12 +40,13 @@ pub fn status<S: PageSource>(reader: &Reader<S>) -> Result<Status, BboltError> {
             digest.update(k);
             digest.update(v);
             if is_key {
-                let main = k.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()).ok_or_else(|| {
-                    BboltError::Corrupt {
+                let main = k
+                    .get(..8)
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .ok_or_else(|| BboltError::Corrupt {
                         page: 0,
                         what: format!("key bucket entry {k:?} is not a revision"),
-                    }
-                })?;
+                    })?;
                 revision = i64::from_be_bytes(main);
             }
             total_key += 1;

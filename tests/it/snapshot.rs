@@ -44,7 +44,11 @@ fn put(k: &str, v: impl Into<Bytes>, lease: i64) -> PutRequest {
 
 async fn grant(s: &Server, ttl: i64) -> i64 {
     let mut l = LeaseClient::connect(s.endpoint()).await.unwrap();
-    l.lease_grant(LeaseGrantRequest { ttl, id: 0 }).await.unwrap().into_inner().id
+    l.lease_grant(LeaseGrantRequest { ttl, id: 0 })
+        .await
+        .unwrap()
+        .into_inner()
+        .id
 }
 
 /// A varied history: overwritten and deleted keys, keys on two leases, a lease without keys,
@@ -62,7 +66,9 @@ async fn write_history(s: &Server) -> i64 {
             _ => 0,
         };
         let value = vec![b'a' + (i % 26) as u8; 50 + (i * 97) % 3000];
-        kv.put(put(&format!("k/{:02}", i % 40), value, lease)).await.unwrap();
+        kv.put(put(&format!("k/{:02}", i % 40), value, lease))
+            .await
+            .unwrap();
         if i % 13 == 0 {
             kv.delete_range(DeleteRangeRequest {
                 key: Bytes::from(format!("k/{:02}", (i + 5) % 40)),
@@ -74,7 +80,15 @@ async fn write_history(s: &Server) -> i64 {
     }
     // A value spanning many pages (bbolt overflow pages).
     kv.put(put("big", vec![7u8; 200_000], 0)).await.unwrap();
-    let compact = kv.range(range_all(0)).await.unwrap().into_inner().header.unwrap().revision - 20;
+    let compact = kv
+        .range(range_all(0))
+        .await
+        .unwrap()
+        .into_inner()
+        .header
+        .unwrap()
+        .revision
+        - 20;
     kv.compact(CompactionRequest {
         revision: compact,
         physical: true,
@@ -82,7 +96,9 @@ async fn write_history(s: &Server) -> i64 {
     .await
     .unwrap();
     for i in 0..30 {
-        kv.put(put(&format!("k/{:02}", i), format!("after-{i}"), 0)).await.unwrap();
+        kv.put(put(&format!("k/{:02}", i), format!("after-{i}"), 0))
+            .await
+            .unwrap();
     }
     kv.txn(TxnRequest {
         success: vec![
@@ -115,7 +131,11 @@ fn range_all(revision: i64) -> RangeRequest {
 /// Runs `etcdctl snapshot save` against `s` into `file`.
 fn save(s: &Server, file: &Path) {
     let (ok, out, err) = s.etcdctl(&["snapshot", "save", &file.display().to_string()]);
-    assert!(ok, "etcdctl snapshot save failed: {out}{err}\nserver log:\n{}", s.log_text());
+    assert!(
+        ok,
+        "etcdctl snapshot save failed: {out}{err}\nserver log:\n{}",
+        s.log_text()
+    );
 }
 
 /// `etcdctl snapshot status FILE -w json` (3.4 prints hash, revision, totalKey, totalSize).
@@ -130,7 +150,16 @@ async fn etcdctl_saves_a_snapshot_whose_status_matches_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::mainstay(dir.path()).await;
     write_history(&s).await;
-    let revision = s.kv().await.range(range_all(0)).await.unwrap().into_inner().header.unwrap().revision;
+    let revision = s
+        .kv()
+        .await
+        .range(range_all(0))
+        .await
+        .unwrap()
+        .into_inner()
+        .header
+        .unwrap()
+        .revision;
     let file = dir.path().join("backup.db");
     save(&s, &file);
 
@@ -152,7 +181,11 @@ async fn etcdctl_saves_a_snapshot_whose_status_matches_the_store() {
 
 /// Every key/value of the store, sorted.
 async fn kvs(s: &Server, revision: i64) -> Result<RangeResponse, tonic::Status> {
-    s.kv().await.range(range_all(revision)).await.map(|r| r.into_inner())
+    s.kv()
+        .await
+        .range(range_all(revision))
+        .await
+        .map(|r| r.into_inner())
 }
 
 /// (ID, granted TTL, sorted keys) of every lease, sorted by ID.
@@ -194,15 +227,29 @@ async fn etcd_restored_from_a_mainstay_snapshot_serves_the_same_data() {
 
     let (a, b) = (kvs(&m, 0).await.unwrap(), kvs(&e, 0).await.unwrap());
     assert!(a.count > 30);
-    assert_eq!(a.kvs, b.kvs, "keys, values, create/mod revisions, versions and leases");
-    assert_eq!(a.header.unwrap().revision, b.header.unwrap().revision, "current revision");
+    assert_eq!(
+        a.kvs, b.kvs,
+        "keys, values, create/mod revisions, versions and leases"
+    );
+    assert_eq!(
+        a.header.unwrap().revision,
+        b.header.unwrap().revision,
+        "current revision"
+    );
     // History after the compaction, and the compaction boundary itself.
     for rev in [compact, compact + 7, compact + 25] {
-        assert_eq!(kvs(&m, rev).await.unwrap().kvs, kvs(&e, rev).await.unwrap().kvs, "at {rev}");
+        assert_eq!(
+            kvs(&m, rev).await.unwrap().kvs,
+            kvs(&e, rev).await.unwrap().kvs,
+            "at {rev}"
+        );
     }
     for s in [&m, &e] {
         let err = kvs(s, compact - 1).await.unwrap_err();
-        assert_eq!(err.message(), "etcdserver: mvcc: required revision has been compacted");
+        assert_eq!(
+            err.message(),
+            "etcdserver: mvcc: required revision has been compacted"
+        );
     }
     let hash_kv = |s: &Server| {
         let endpoint = s.endpoint();
@@ -221,7 +268,10 @@ async fn etcd_restored_from_a_mainstay_snapshot_serves_the_same_data() {
     assert_eq!(hash_kv(&e).await, compact);
     let (lm, le) = (leases(&m).await, leases(&e).await);
     assert_eq!(lm.len(), 3);
-    assert!(lm.iter().any(|(_, _, keys)| keys.is_empty()), "a lease without keys");
+    assert!(
+        lm.iter().any(|(_, _, keys)| keys.is_empty()),
+        "a lease without keys"
+    );
     assert_eq!(lm, le, "lease IDs, TTLs and attached keys");
 }
 
@@ -229,7 +279,13 @@ async fn etcd_restored_from_a_mainstay_snapshot_serves_the_same_data() {
 /// `remaining_bytes` counting down, no header, then one message with the SHA-256) and returns
 /// the image.
 async fn snapshot_stream(s: &Server) -> Vec<u8> {
-    let mut stream = s.maintenance().await.snapshot(SnapshotRequest {}).await.unwrap().into_inner();
+    let mut stream = s
+        .maintenance()
+        .await
+        .snapshot(SnapshotRequest {})
+        .await
+        .unwrap()
+        .into_inner();
     let mut messages: Vec<SnapshotResponse> = Vec::new();
     while let Some(m) = stream.message().await.unwrap() {
         messages.push(m);
@@ -255,7 +311,9 @@ async fn a_snapshot_taken_during_writes_is_one_consistent_revision() {
     let s = Server::mainstay(dir.path()).await;
     let mut kv = s.kv().await;
     for i in 0..100 {
-        kv.put(put(&format!("bulk/{i}"), vec![1u8; 10_000], 0)).await.unwrap();
+        kv.put(put(&format!("bulk/{i}"), vec![1u8; 10_000], 0))
+            .await
+            .unwrap();
     }
     // Writers: every transaction puts x/<w>/<n> and y/<w>/<n> — one revision, two changes.
     let stop = Arc::new(AtomicBool::new(false));
