@@ -2,6 +2,9 @@
 //! id, then walks B+trees page by page, checking every header, element bound and key order
 //! instead of trusting the file (no panics on corrupt data; errors name the page).
 //!
+//! Page types must be exact (bbolt zeroes page buffers before writing a type flag), so a
+//! damaged flags field is reported rather than guessed at.
+//!
 //! [`Reader::check`] is the equivalent of bbolt's `Tx.Check` (what `etcdctl snapshot status`
 //! runs first): every page below the high-water mark is reachable exactly once or free.
 
@@ -256,7 +259,7 @@ impl<S: PageSource> Reader<S> {
         }
         let id = self.meta.freelist;
         let (hdr, buf) = self.page(id)?;
-        if hdr.flags & FLAG_FREELIST == 0 {
+        if hdr.flags != FLAG_FREELIST {
             return corrupt(id, "freelist page has the wrong type");
         }
         let (first, count) = if hdr.count == FREELIST_COUNT_OVERFLOW {
@@ -323,7 +326,7 @@ impl<S: PageSource> Reader<S> {
             BucketRoot::Inline { image, in_page } => {
                 let hdr =
                     PageHeader::decode(image).ok_or_else(|| bad(*in_page, "inline bucket too short"))?;
-                if hdr.flags & FLAG_LEAF == 0 {
+                if hdr.flags != FLAG_LEAF {
                     return Err(E::from(bad(*in_page, "inline bucket is not a leaf")));
                 }
                 walk_leaf(*in_page, &hdr, image, None, walk, &mut leaf)
@@ -352,10 +355,10 @@ impl<S: PageSource> Reader<S> {
         }
         let (hdr, buf) = self.page(id)?;
         mark(walk, id, hdr.overflow)?;
-        if hdr.flags & FLAG_LEAF != 0 {
+        if hdr.flags == FLAG_LEAF {
             return walk_leaf(id, &hdr, &buf, hi, walk, f);
         }
-        if hdr.flags & FLAG_BRANCH == 0 {
+        if hdr.flags != FLAG_BRANCH {
             return Err(E::from(bad(id, &format!("invalid page type {:#04x}", hdr.flags))));
         }
         if hdr.count == 0 {

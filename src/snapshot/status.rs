@@ -61,9 +61,71 @@ pub fn status<S: PageSource>(reader: &Reader<S>) -> Result<Status, BboltError> {
     })
 }
 
+/// How [`render`] prints a status (etcdctl's `-w` values that `snapshot status` supports here).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOut {
+    /// `hash-hex, revision, total keys, size` (etcdctl's default).
+    Simple,
+    /// One JSON object.
+    Json,
+    /// `"Hash" : …` lines.
+    Fields,
+}
+
+/// Renders `s` exactly as etcdctl 3.4 prints it (`etcdctl/ctlv3/command/printer*.go`
+/// `DBStatus`), trailing newline included.
+pub fn render(s: &Status, how: WriteOut) -> String {
+    match how {
+        WriteOut::Simple => format!(
+            "{:x}, {}, {}, {}\n",
+            s.hash,
+            s.revision,
+            s.total_key,
+            humanize_bytes(s.total_size)
+        ),
+        WriteOut::Json => format!(
+            "{{\"hash\":{},\"revision\":{},\"totalKey\":{},\"totalSize\":{}}}\n",
+            s.hash, s.revision, s.total_key, s.total_size
+        ),
+        WriteOut::Fields => format!(
+            "\"Hash\" : {}\n\"Revision\" : {}\n\"Keys\" : {}\n\"Size\" : {}\n",
+            s.hash, s.revision, s.total_key, s.total_size
+        ),
+    }
+}
+
+/// go-humanize `Bytes`: SI units, one decimal below 10 (`9.5 kB`), none above (`20 kB`).
+pub fn humanize_bytes(n: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    if n < 10 {
+        return format!("{n} B");
+    }
+    let mut e = 0usize;
+    let mut scaled = n as f64;
+    while scaled >= 1000.0 && e + 1 < UNITS.len() {
+        scaled /= 1000.0;
+        e += 1;
+    }
+    let val = (scaled * 10.0 + 0.5).floor() / 10.0;
+    if val < 10.0 {
+        format!("{val:.1} {}", UNITS[e])
+    } else {
+        format!("{val:.0} {}", UNITS[e])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_print_like_go_humanize() {
+        assert_eq!(humanize_bytes(9), "9 B");
+        assert_eq!(humanize_bytes(16384), "16 kB");
+        assert_eq!(humanize_bytes(20480), "20 kB");
+        assert_eq!(humanize_bytes(9_500), "9.5 kB");
+        assert_eq!(humanize_bytes(13_660_160), "14 MB");
+    }
 
     #[test]
     fn the_status_of_a_real_etcd_snapshot_matches_etcdctl() {
