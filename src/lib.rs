@@ -22,6 +22,7 @@
 pub mod alarm;
 pub mod api;
 pub mod apply;
+pub mod bbolt;
 pub mod cluster;
 pub mod concurrency;
 pub mod config;
@@ -35,6 +36,7 @@ pub mod mvcc;
 pub mod proto;
 pub mod raft;
 pub mod server;
+pub mod snapshot;
 pub mod storage;
 pub mod systemd;
 pub mod transport;

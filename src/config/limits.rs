@@ -156,3 +156,11 @@ pub const READ_INDEX_SLOW: Duration = Duration::from_millis(500);
 /// refusing a body (base64 makes bytes fields 4/3 larger, field names and quotes add more); the
 /// decoded message is then held to the gRPC receive limit exactly.
 pub const GATEWAY_JSON_BYTES_PER_MESSAGE_BYTE: usize = 4;
+
+/// Bytes of database image per `Maintenance.Snapshot` message (etcd
+/// `v3rpc/maintenance.go: snapshotSendBufferSize` = 32 KiB).
+pub const SNAPSHOT_CHUNK_BYTES: usize = 32 * 1024;
+
+/// How long `Maintenance.Snapshot` waits for an in-flight compaction's deletions before it
+/// images the store anyway (and filters the dropped versions out itself).
+pub const SNAPSHOT_COMPACTION_WAIT: Duration = Duration::from_secs(10);

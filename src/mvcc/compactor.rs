@@ -56,6 +56,11 @@ impl Compactor {
             .map_err(|_| StorageError::Corrupt("compaction thread stopped".into()))
     }
 
+    /// The newest compaction whose dropped versions are deleted (0 before the first one).
+    pub fn finished(&self) -> Revision {
+        *self.finished.borrow()
+    }
+
     /// Resolves once the compaction at `at` (or a later one) has been physically applied.
     pub async fn wait_finished(&self, at: Revision) {
         let mut rx = self.finished.clone();

@@ -288,6 +288,12 @@ impl Store {
         self.write()
     }
 
+    /// The newest compaction whose dropped versions are physically deleted (0 before the
+    /// first); a fjall view taken afterwards holds no version that compaction dropped.
+    pub fn compaction_deleted(&self) -> Revision {
+        self.compactor.finished()
+    }
+
     /// Waits until old versions dropped by the compaction at `at` are physically deleted
     /// (etcd's `physical=true`).
     pub async fn wait_compacted(&self, at: Revision) {

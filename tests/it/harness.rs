@@ -118,6 +118,43 @@ impl Server {
         members
     }
 
+    /// Restores `snapshot` (an `etcdctl snapshot save` file) with the real `etcdctl snapshot
+    /// restore` into `dir/data` as member `n1` on fresh ports, starts the real etcd on it and
+    /// waits until it answers Status.
+    pub async fn etcd_restored(dir: &Path, snapshot: &Path) -> Server {
+        let peer_port = free_port();
+        let mut s = Server {
+            kind: Kind::Etcd,
+            child: None,
+            client_port: free_port(),
+            peer_port,
+            data_dir: dir.join("data"),
+            log: dir.join("Etcd.log"),
+            name: "n1".to_owned(),
+            initial_cluster: format!("n1=http://127.0.0.1:{peer_port}"),
+            extra: Vec::new(),
+        };
+        let peer = format!("http://127.0.0.1:{}", s.peer_port);
+        let out = Command::new(etcdctl_bin())
+            .env("ETCDCTL_API", "3")
+            .args(["snapshot", "restore"])
+            .arg(snapshot)
+            .arg(format!("--data-dir={}", s.data_dir.display()))
+            .args(["--name", "n1"])
+            .arg(format!("--initial-cluster=n1={peer}"))
+            .arg(format!("--initial-advertise-peer-urls={peer}"))
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run etcdctl ({e}); install Debian's etcd-client"));
+        assert!(
+            out.status.success(),
+            "etcdctl snapshot restore failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        s.spawn();
+        s.wait_ready().await;
+        s
+    }
+
     /// Starts a mainstay server in `dir`.
     pub async fn mainstay(dir: &Path) -> Server {
         Server::start(Kind::Mainstay, dir, &[]).await

@@ -24,5 +24,6 @@ mod logging;
 mod maintenance;
 mod metrics;
 mod service;
+mod snapshot;
 mod watch;
 mod watch_fairness;

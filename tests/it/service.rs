@@ -2,7 +2,7 @@
 //! issues fill in (etcd-compat.md §1.1, §2.9, §7.1).
 
 use mainstay::proto::etcdserverpb::auth_client::AuthClient;
-use mainstay::proto::etcdserverpb::{AuthStatusRequest, MemberListRequest, SnapshotRequest, StatusRequest};
+use mainstay::proto::etcdserverpb::{AuthStatusRequest, MemberAddRequest, MemberListRequest, StatusRequest};
 use tonic::Code;
 
 use crate::harness::{Server, http_get};
@@ -99,8 +99,8 @@ async fn rpcs_of_later_issues_answer_unimplemented() {
     let mut auth = AuthClient::connect(s.endpoint()).await.unwrap();
     let e = auth.auth_status(AuthStatusRequest {}).await.unwrap_err();
     assert_eq!(e.code(), Code::Unimplemented);
-    let mut maintenance = s.maintenance().await;
-    let e = maintenance.snapshot(SnapshotRequest {}).await.unwrap_err();
+    let mut cluster = s.cluster().await;
+    let e = cluster.member_add(MemberAddRequest::default()).await.unwrap_err();
     assert_eq!(e.code(), Code::Unimplemented);
 }
 
