@@ -34,6 +34,7 @@ pub mod raft;
 pub mod server;
 pub mod storage;
 pub mod systemd;
+pub mod tls;
 pub mod transport;
 pub mod types;
 pub mod watch;
