@@ -18,8 +18,8 @@ use crate::api::watch::WatchService;
 use crate::api::{Ctx, Limits};
 use crate::apply::Applier;
 use crate::cluster::ids::{cluster_id, member_id};
-use crate::config::limits::SHUTDOWN_DRAIN_MAX;
 use crate::config::limits::GRPC_OVERHEAD_BYTES;
+use crate::config::limits::SHUTDOWN_DRAIN_MAX;
 use crate::config::{ClusterState, Config, go_url};
 use crate::lease::Lessor;
 use crate::mvcc::Store;
@@ -57,7 +57,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         &config.client_tls,
         &config.tls,
         &config.data_dir,
-        &hosts(config.listen_client_urls.iter().chain(&config.listen_client_http_urls)),
+        &hosts(
+            config
+                .listen_client_urls
+                .iter()
+                .chain(&config.listen_client_http_urls),
+        ),
     )?;
     check_peer_tls(&config)?;
     let plans = listener::plan(&config, client_tls.as_deref())?;
@@ -245,7 +250,9 @@ fn check_peer_tls(config: &Config) -> anyhow::Result<()> {
     {
         bail!(
             "cannot listen on TLS for {}: KeyFile and CertFile are not presented",
-            u.host_str().map(|h| format!("{h}:{}", u.port().unwrap_or(2380))).unwrap_or_default()
+            u.host_str()
+                .map(|h| format!("{h}:{}", u.port().unwrap_or(2380)))
+                .unwrap_or_default()
         );
     }
     Ok(())

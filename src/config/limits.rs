@@ -135,6 +135,9 @@ pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// reloaded: writers replace a certificate and its key in separate steps.
 pub const RELOAD_DEBOUNCE: Duration = Duration::from_millis(250);
 
+/// Longest a reload waits for the files to go quiet before reading them anyway.
+pub const RELOAD_DEBOUNCE_MAX: Duration = Duration::from_secs(2);
+
 /// Interval of the fallback poll of TLS files, for file systems where inotify sees nothing.
 pub const RELOAD_POLL_INTERVAL: Duration = Duration::from_secs(30);
 

@@ -40,7 +40,6 @@ use url::Url;
 
 pub use flags::{FlagKind, FlagSpec, FlagValue};
 
-
 use duration::go_quote;
 
 /// What `--version` prints (etcd's four lines). Mainstay reports the etcd release whose

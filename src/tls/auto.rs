@@ -69,15 +69,24 @@ pub fn ensure(dir: &Path, hosts: &[String], validity_years: u64, peer: bool) -> 
     params.not_after = now
         .checked_add(time::Duration::days(days))
         .unwrap_or(time::PrimitiveDateTime::MAX.assume_utc());
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     if peer {
-        params.extended_key_usages.push(ExtendedKeyUsagePurpose::ClientAuth);
+        params
+            .extended_key_usages
+            .push(ExtendedKeyUsagePurpose::ClientAuth);
     }
     for host in hosts {
         let san = match host.parse::<std::net::IpAddr>() {
             Ok(ip) => SanType::IpAddress(ip),
-            Err(_) => SanType::DnsName(host.as_str().try_into().map_err(|e| fail(format!("{host}: {e}")))?),
+            Err(_) => SanType::DnsName(
+                host.as_str()
+                    .try_into()
+                    .map_err(|e| fail(format!("{host}: {e}")))?,
+            ),
         };
         if !params.subject_alt_names.contains(&san) {
             params.subject_alt_names.push(san);

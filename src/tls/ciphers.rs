@@ -140,7 +140,10 @@ mod tests {
     fn named_tls12_suites_restrict_tls12_and_keep_tls13() {
         let s = select(
             provider(),
-            &names(&["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "TLS_RSA_WITH_AES_128_CBC_SHA"]),
+            &names(&[
+                "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+                "TLS_RSA_WITH_AES_128_CBC_SHA",
+            ]),
         )
         .unwrap();
         let tls12: Vec<_> = s

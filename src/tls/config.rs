@@ -198,6 +198,14 @@ impl ServerTls {
         dirs
     }
 
+    /// The file names (last path component) of the watched files.
+    pub fn watched_names(&self) -> Vec<std::ffi::OsString> {
+        self.files()
+            .iter()
+            .filter_map(|f| f.file_name().map(ToOwned::to_owned))
+            .collect()
+    }
+
     /// The files, for log lines.
     pub fn describe(&self) -> String {
         self.files()
@@ -281,7 +289,12 @@ fn sources(
                 );
             }
             let dir = data_dir.join("fixtures").join(side.fixtures());
-            let pair = auto::ensure(&dir, hosts, options.self_signed_cert_validity_years, side == Side::Peer)?;
+            let pair = auto::ensure(
+                &dir,
+                hosts,
+                options.self_signed_cert_validity_years,
+                side == Side::Peer,
+            )?;
             Ok(Some(Sources {
                 cert: pair.cert,
                 key: pair.key,
@@ -307,7 +320,11 @@ fn versions(options: &TlsOptions) -> Result<Vec<&'static SupportedProtocolVersio
         _ => 12,
     };
     let min = rank(&options.min_version);
-    let max = if options.max_version.is_empty() { 13 } else { rank(&options.max_version) };
+    let max = if options.max_version.is_empty() {
+        13
+    } else {
+        rank(&options.max_version)
+    };
     let all: [(u8, &'static SupportedProtocolVersion); 2] =
         [(12, &rustls::version::TLS12), (13, &rustls::version::TLS13)];
     let chosen: Vec<_> = all
@@ -351,7 +368,10 @@ pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError>
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| parse_error(path, format!("tls: bad certificate PEM: {e}")))?;
     if certs.is_empty() {
-        return Err(parse_error(path, "tls: failed to find any PEM data in certificate input"));
+        return Err(parse_error(
+            path,
+            "tls: failed to find any PEM data in certificate input",
+        ));
     }
     Ok(certs)
 }
@@ -359,8 +379,12 @@ pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError>
 fn load(sources: &Sources, provider: &Arc<CryptoProvider>) -> Result<Material, TlsError> {
     let chain = read_certs(&sources.cert)?;
     let key_bytes = read(&sources.key)?;
-    let key = PrivateKeyDer::from_pem_slice(&key_bytes)
-        .map_err(|e| parse_error(&sources.key, format!("tls: failed to find any PEM data in key input ({e})")))?;
+    let key = PrivateKeyDer::from_pem_slice(&key_bytes).map_err(|e| {
+        parse_error(
+            &sources.key,
+            format!("tls: failed to find any PEM data in key input ({e})"),
+        )
+    })?;
     let certified = CertifiedKey::from_der(chain, key, provider).map_err(|e| match e {
         rustls::Error::InconsistentKeys(_) => TlsError::KeyMismatch {
             cert: sources.cert.clone(),
@@ -402,16 +426,24 @@ fn client_verifier(
         // etcd compares serial numbers only; certificates a CRL does not cover are accepted.
         builder = builder.with_crls(crls).allow_unknown_revocation_status();
     }
-    builder
-        .build()
-        .map_err(|e| parse_error(crl.unwrap_or(ca), format!("cannot build the client verifier: {e}")))
+    builder.build().map_err(|e| {
+        parse_error(
+            crl.unwrap_or(ca),
+            format!("cannot build the client verifier: {e}"),
+        )
+    })
 }
 
 fn fingerprint(sources: &Sources) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    for path in [Some(&sources.cert), Some(&sources.key), sources.trusted_ca.as_ref(), sources.crl.as_ref()]
-        .into_iter()
-        .flatten()
+    for path in [
+        Some(&sources.cert),
+        Some(&sources.key),
+        sources.trusted_ca.as_ref(),
+        sources.crl.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
     {
         path.hash(&mut h);
         std::fs::read(path).ok().hash(&mut h);

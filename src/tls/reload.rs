@@ -20,7 +20,7 @@ use rustls::server::{ClientHello, ParsedCertificate, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, OtherError, SignatureScheme};
 
-pub use crate::config::limits::{RELOAD_DEBOUNCE, RELOAD_POLL_INTERVAL};
+pub use crate::config::limits::{RELOAD_DEBOUNCE, RELOAD_DEBOUNCE_MAX, RELOAD_POLL_INTERVAL};
 
 use super::ServerTls;
 use super::config::Reload;
@@ -122,11 +122,13 @@ impl ClientCertVerifier for VerifierSlot {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        let verified = self.current().verify_client_cert(end_entity, intermediates, now)?;
+        let verified = self
+            .current()
+            .verify_client_cert(end_entity, intermediates, now)?;
         if !self.hostname_allowed(end_entity) {
-            return Err(rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(
-                Arc::new(HostnameRejected(self.allowed_hostnames.clone())),
-            ))));
+            return Err(rustls::Error::InvalidCertificate(CertificateError::Other(
+                OtherError(Arc::new(HostnameRejected(self.allowed_hostnames.clone()))),
+            )));
         }
         Ok(verified)
     }
@@ -165,10 +167,14 @@ pub fn spawn_watcher(tls: Arc<ServerTls>, what: &'static str) -> Result<(), noti
     // One pending wake-up is enough: a reload reads every file.
     let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
     let watched: Vec<PathBuf> = tls.watched_dirs();
+    let names = tls.watched_names();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if event.is_ok() {
-            let _ = tx.try_send(());
+        // Errors (e.g. a queue overflow) wake the reload too: re-reading is always safe.
+        if event.as_ref().is_ok_and(|e| !relevant(e, &names)) {
+            return;
         }
+        tracing::debug!(event = ?event, "TLS file changed");
+        let _ = tx.try_send(());
     });
     let mut watch_error = None;
     if let Ok(w) = watcher.as_mut() {
@@ -193,12 +199,20 @@ pub fn spawn_watcher(tls: Arc<ServerTls>, what: &'static str) -> Result<(), noti
                 woke = rx.recv() => if woke.is_none() { break },
                 () = tokio::time::sleep(RELOAD_POLL_INTERVAL) => {}
             }
-            // Debounce: writers replace a certificate and its key in several steps.
-            while let Ok(Some(())) = tokio::time::timeout(RELOAD_DEBOUNCE, rx.recv()).await {}
+            // Debounce: writers replace a certificate and its key in several steps. Bounded,
+            // so a directory that never goes quiet cannot postpone the reload for ever.
+            let give_up = tokio::time::Instant::now() + RELOAD_DEBOUNCE_MAX;
+            while tokio::time::Instant::now() < give_up
+                && let Ok(Some(())) = tokio::time::timeout(RELOAD_DEBOUNCE, rx.recv()).await
+            {}
             match tls.reload() {
-                Ok(Reload::Swapped) => tracing::info!(side = what, files = %tls.describe(), "reloaded TLS certificate and CA material"),
+                Ok(Reload::Swapped) => {
+                    tracing::info!(side = what, files = %tls.describe(), "reloaded TLS certificate and CA material")
+                }
                 Ok(Reload::Unchanged) => {}
-                Err(e) => tracing::error!(side = what, error = %e, "cannot reload TLS material; keeping the previous certificate and CA"),
+                Err(e) => {
+                    tracing::error!(side = what, error = %e, "cannot reload TLS material; keeping the previous certificate and CA")
+                }
             }
         }
     });
@@ -206,4 +220,23 @@ pub fn spawn_watcher(tls: Arc<ServerTls>, what: &'static str) -> Result<(), noti
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// Whether a file-system event may have changed the material: a write, create, rename or
+/// removal (not a read: reloads and clients read these files all the time) of one of the
+/// watched file names, or of a `..name` entry (Kubernetes' atomic writer swaps a `..data`
+/// symlink next to the files).
+fn relevant(event: &notify::Event, names: &[std::ffi::OsString]) -> bool {
+    use notify::EventKind;
+    use notify::event::{AccessKind, AccessMode};
+    let kind_matters = match event.kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    };
+    kind_matters
+        && event.paths.iter().any(|p| {
+            p.file_name()
+                .is_some_and(|n| names.iter().any(|w| w == n) || n.to_string_lossy().starts_with(".."))
+        })
 }

@@ -105,7 +105,11 @@ pub fn plan(config: &Config, client_tls: Option<&ServerTls>) -> anyhow::Result<V
     }
     let split = !config.listen_client_http_urls.is_empty();
     let mut plans: Vec<Plan> = Vec::new();
-    let client = if split { Serves::GrpcOnly } else { Serves::GrpcAndHttp };
+    let client = if split {
+        Serves::GrpcOnly
+    } else {
+        Serves::GrpcAndHttp
+    };
     for u in &config.listen_client_urls {
         plans.push(Plan {
             url: u.clone(),
@@ -164,19 +168,27 @@ impl Routers {
     fn for_listener(&self, serves: Serves) -> Router {
         let router = match serves {
             Serves::GrpcAndHttp => crate::http::client_routes(self.grpc.clone(), self.ctx.clone()),
-            Serves::GrpcOnly => self.grpc.clone().layer(axum::middleware::from_fn(grpc_requests_only)),
+            Serves::GrpcOnly => self
+                .grpc
+                .clone()
+                .layer(axum::middleware::from_fn(grpc_requests_only)),
             Serves::HttpOnly => crate::http::client_routes(Router::new(), self.ctx.clone()),
             Serves::Metrics => crate::http::health_routes(Router::new(), self.ctx.clone()),
         };
         router
-            .layer(axum::middleware::map_response(crate::api::interceptor::grpc_go_errors))
+            .layer(axum::middleware::map_response(
+                crate::api::interceptor::grpc_go_errors,
+            ))
             .layer(axum::middleware::from_fn(crate::metrics::grpc_layer))
     }
 }
 
 /// On a gRPC-only client listener, anything that is not a gRPC request is not found (etcd
 /// serves no HTTP handler there once `--listen-client-http-urls` is set).
-async fn grpc_requests_only(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+async fn grpc_requests_only(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
     let grpc = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -201,7 +213,11 @@ impl Listeners {
     ///
     /// # Errors
     /// An address does not resolve or cannot be bound.
-    pub async fn start(plans: &[Plan], routers: &Routers, client_tls: Option<Arc<ServerTls>>) -> anyhow::Result<Self> {
+    pub async fn start(
+        plans: &[Plan],
+        routers: &Routers,
+        client_tls: Option<Arc<ServerTls>>,
+    ) -> anyhow::Result<Self> {
         let graceful = Arc::new(GracefulShutdown::new());
         let (stop, _) = watch::channel(false);
         let mut accept_loops = JoinSet::new();
@@ -300,7 +316,8 @@ async fn accept_loop(
         tokio::spawn(async move {
             match tls {
                 None => serve_connection(stream, peer, router, watcher).await,
-                Some(tls) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake(&tls, stream)).await {
+                Some(tls) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake(&tls, stream)).await
+                {
                     Ok(Ok(s)) => serve_connection(s, peer, router, watcher).await,
                     Ok(Err(reason)) => tracing::warn!(
                         remote_addr = %peer,

@@ -19,5 +19,6 @@ mod kv;
 mod lease;
 mod maintenance;
 mod service;
+mod tls;
 mod watch;
 mod watch_fairness;

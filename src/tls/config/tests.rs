@@ -25,7 +25,11 @@ fn pki(dir: &Path, cn: &str) -> (PathBuf, PathBuf, PathBuf) {
     let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
     params.distinguished_name.push(DnType::CommonName, cn);
     let cert = params.signed_by(&key, &issuer).unwrap();
-    let paths = (dir.join("ca.crt"), dir.join(format!("{cn}.crt")), dir.join(format!("{cn}.key")));
+    let paths = (
+        dir.join("ca.crt"),
+        dir.join(format!("{cn}.crt")),
+        dir.join(format!("{cn}.key")),
+    );
     std::fs::write(&paths.0, ca_cert.pem()).unwrap();
     std::fs::write(&paths.1, cert.pem()).unwrap();
     std::fs::write(&paths.2, key.serialize_pem()).unwrap();
@@ -63,7 +67,11 @@ fn a_key_of_another_certificate_is_refused_with_gos_wording() {
     let (_, cert, _) = pki(dir.path(), "a");
     let (_, _, other_key) = pki(dir.path(), "b");
     let err = build(&flags(&cert, &other_key), dir.path()).unwrap_err();
-    assert!(err.to_string().ends_with("tls: private key does not match public key"), "{err}");
+    assert!(
+        err.to_string()
+            .ends_with("tls: private key does not match public key"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -74,7 +82,12 @@ fn flag_combinations_etcd_refuses_are_errors() {
         cert_file: Some(cert.clone()),
         ..TlsConfig::default()
     };
-    assert!(build(&only_cert, dir.path()).unwrap_err().to_string().starts_with("KeyFile and CertFile must both be present"));
+    assert!(
+        build(&only_cert, dir.path())
+            .unwrap_err()
+            .to_string()
+            .starts_with("KeyFile and CertFile must both be present")
+    );
     let half_client = TlsConfig {
         client_cert_file: Some(cert),
         ..TlsConfig::default()
@@ -91,7 +104,11 @@ fn flag_combinations_etcd_refuses_are_errors() {
         ..TlsConfig::default()
     };
     let err = ServerTls::build(Side::Peer, &both_checks, &options(), dir.path(), &[]).unwrap_err();
-    assert!(err.to_string().starts_with("AllowedCN and AllowedHostname are mutually exclusive"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("AllowedCN and AllowedHostname are mutually exclusive"),
+        "{err}"
+    );
 }
 
 #[test]
