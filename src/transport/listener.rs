@@ -319,6 +319,12 @@ async fn accept_loop(
                 Some(tls) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake(&tls, stream)).await
                 {
                     Ok(Ok(s)) => serve_connection(s, peer, router, watcher).await,
+                    // A bare TCP connect (port probes, load balancers) is not worth a warning.
+                    Ok(Err(Rejection::Closed)) => tracing::debug!(
+                        remote_addr = %peer,
+                        listener = %go_url(&url),
+                        "connection closed before the TLS handshake"
+                    ),
                     Ok(Err(reason)) => tracing::warn!(
                         remote_addr = %peer,
                         listener = %go_url(&url),
