@@ -39,6 +39,7 @@ pub mod server;
 pub mod snapshot;
 pub mod storage;
 pub mod systemd;
+pub mod tls;
 pub mod transport;
 pub mod types;
 pub mod watch;

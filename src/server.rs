@@ -2,16 +2,10 @@
 //! shutdown path.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
-use tokio::task::JoinSet;
 
 use crate::alarm::Alarms;
 use crate::api::cluster::ClusterService;
@@ -25,8 +19,7 @@ use crate::api::watch::WatchService;
 use crate::api::{Ctx, Limits};
 use crate::apply::Applier;
 use crate::cluster::ids::{cluster_id, member_id};
-use crate::config::limits::GRPC_CONCURRENT_STREAMS_MAX;
-use crate::config::limits::{GRPC_OVERHEAD_BYTES, PUBLISH_RETRY};
+use crate::config::limits::{GRPC_OVERHEAD_BYTES, PUBLISH_RETRY, SHUTDOWN_DRAIN_MAX};
 use crate::config::{ClusterState, Config, go_url};
 use crate::lease::Lessor;
 use crate::mvcc::Store;
@@ -44,7 +37,7 @@ use crate::raft::peer_service::PeerService;
 use crate::raft::types::MemberNode;
 use crate::raft::{RaftNode, RaftSettings};
 use crate::storage::{Storage, schema};
-use crate::transport::h2_authority::AuthoritySanitizer;
+use crate::transport::listener;
 use crate::types::{ClusterId, MemberId};
 use crate::watch::Hub;
 use crate::watch::stream::StreamSettings;
@@ -59,6 +52,27 @@ const LEADER_WAIT: Duration = Duration::from_secs(30);
 pub async fn run(config: Config) -> anyhow::Result<()> {
     for flag in &config.not_yet_effective {
         tracing::warn!(flag = %flag, "flag is accepted but not yet effective in mainstay");
+    }
+    // TLS and listener layout are checked before any data is touched (etcd configures its
+    // listeners first, too).
+    let client_tls = crate::tls::ServerTls::build(
+        crate::tls::Side::Client,
+        &config.client_tls,
+        &config.tls,
+        &config.data_dir,
+        &hosts(
+            config
+                .listen_client_urls
+                .iter()
+                .chain(&config.listen_client_http_urls),
+        ),
+    )?;
+    check_peer_tls(&config)?;
+    let plans = listener::plan(&config, client_tls.as_deref())?;
+    if let Some(tls) = &client_tls
+        && let Err(e) = crate::tls::reload::spawn_watcher(tls.clone(), "client")
+    {
+        tracing::warn!(error = %e, "cannot watch the client TLS files; they are polled instead");
     }
     let storage =
         Storage::open(&config.data_dir).with_context(|| format!("opening {}", config.data_dir.display()))?;
@@ -92,7 +106,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Peers::new(cluster),
     )
     .await?;
-    let mut tasks = JoinSet::new();
     // Peers must be reachable before this member can join an election.
     let peer_router = tonic::service::Routes::new(
         PeerServer::new(PeerService::new(raft.clone(), lessor.clone(), cluster))
@@ -100,11 +113,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .max_encoding_message_size(usize::MAX),
     )
     .into_axum_router();
-    for url in &config.listen_peer_urls {
-        let listener = bind(url).await?;
-        tracing::info!(address = %go_url(url), "serving peer traffic");
-        tasks.spawn(serve(listener, peer_router.clone()));
-    }
+    let peer_listeners = listener::Listeners::start_peers(&config.listen_peer_urls, peer_router).await?;
     raft.wait_for_leader(LEADER_WAIT).await?;
     // etcd logs these two lines once the member is part of the cluster; tools that start etcd
     // and wait for them (etcd's own e2e suite among them) work unchanged.
@@ -141,28 +150,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             })
             .await;
     });
-    let metrics_ctx = ctx.clone();
-    let router = router(ctx, hub, &config).await;
-    for url in &config.listen_metrics_urls {
-        let listener = bind(url).await?;
-        tracing::info!(address = %go_url(url), "serving /health, /livez and /readyz (metrics listener)");
-        tasks.spawn(serve(
-            listener,
-            crate::http::health_routes(axum::Router::new(), metrics_ctx.clone()),
-        ));
-    }
-    for url in &config.listen_client_urls {
-        let listener = bind(url).await?;
-        tracing::info!(address = %go_url(url), "serving client requests (gRPC and HTTP)");
-        tasks.spawn(serve(listener, router.clone()));
-    }
+    let (grpc, gateway) = grpc_router(ctx.clone(), hub, &config).await;
+    let routers = listener::Routers::new(grpc, ctx, gateway);
+    let listeners = listener::Listeners::start(&plans, &routers, client_tls).await?;
     tracing::info!(member_id = %member, "ready to serve client requests");
     if let Err(e) = crate::systemd::notify_ready() {
         tracing::warn!(error = %e, "failed to notify systemd of readiness");
     }
     shutdown_signal().await;
     tracing::info!("received shutdown signal, stopping");
-    tasks.abort_all();
+    listeners.shutdown(SHUTDOWN_DRAIN_MAX).await;
+    peer_listeners.shutdown(SHUTDOWN_DRAIN_MAX).await;
     raft.shutdown().await;
     storage.sync()?;
     Ok(())
@@ -231,7 +229,14 @@ fn identity(config: &Config, storage: &Storage) -> anyhow::Result<(MemberId, Clu
     Ok((member, cluster, members))
 }
 
-async fn router(ctx: Ctx, hub: Arc<Hub>, config: &Config) -> axum::Router {
+/// The gRPC services as one axum router (HTTP routes and layers are added per listener).
+/// The gRPC services as an axum router, and the JSON gateway over the same service objects
+/// (`None` with `--enable-grpc-gateway=false`).
+async fn grpc_router(
+    ctx: Ctx,
+    hub: Arc<Hub>,
+    config: &Config,
+) -> (axum::Router, Option<Arc<crate::gateway::Gateway>>) {
     let max_recv =
         usize::try_from(config.max_request_bytes.saturating_add(GRPC_OVERHEAD_BYTES)).unwrap_or(usize::MAX);
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
@@ -281,68 +286,40 @@ async fn router(ctx: Ctx, hub: Arc<Hub>, config: &Config) -> axum::Router {
     .add_service(LockServer::from_arc(services.lock.clone()).max_decoding_message_size(max_recv))
     .add_service(ElectionServer::from_arc(services.election.clone()).max_decoding_message_size(max_recv))
     .add_service(health_service);
-    let mut router = routes.into_axum_router();
-    if config.enable_grpc_gateway {
-        let gateway = crate::gateway::Gateway::new(services, max_recv);
-        router = crate::gateway::routes(router, Arc::new(gateway));
-    }
-    crate::http::client_routes(router, ctx)
-        .layer(axum::middleware::map_response(
-            crate::api::interceptor::grpc_go_errors,
-        ))
-        .layer(axum::middleware::from_fn(crate::metrics::grpc_layer))
+    let gateway = config
+        .enable_grpc_gateway
+        .then(|| Arc::new(crate::gateway::Gateway::new(services, max_recv)));
+    (routes.into_axum_router(), gateway)
 }
 
-async fn bind(url: &url::Url) -> anyhow::Result<TcpListener> {
-    match url.scheme() {
-        "http" => {}
-        "https" => bail!("{url}: TLS client listeners are not supported yet"),
-        other => bail!("{url}: listen URL scheme {other:?} is not supported yet"),
-    }
-    let host = url
-        .host_str()
-        .unwrap_or("localhost")
-        .trim_start_matches('[')
-        .trim_end_matches(']');
-    let port = url.port().unwrap_or(2379);
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await?.collect();
-    // Go resolves "localhost" to 127.0.0.1 first; prefer IPv4 as etcd does.
-    let addr = addrs
-        .iter()
-        .find(|a| a.is_ipv4())
-        .or_else(|| addrs.first())
-        .copied();
-    let addr = addr.with_context(|| format!("{url}: host does not resolve"))?;
-    TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("listen tcp {addr}"))
+/// Bare host names of listener URLs, for auto-TLS certificates.
+fn hosts<'a>(urls: impl Iterator<Item = &'a url::Url>) -> Vec<String> {
+    urls.filter_map(|u| u.host_str())
+        .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_owned())
+        .collect()
 }
 
-async fn serve(listener: TcpListener, router: axum::Router) {
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
-        tokio::spawn(async move {
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder
-                .http2()
-                .max_concurrent_streams(GRPC_CONCURRENT_STREAMS_MAX);
-            if let Err(e) = builder
-                .serve_connection_with_upgrades(TokioIo::new(AuthoritySanitizer::new(stream)), service)
-                .await
-            {
-                tracing::debug!(peer = %peer, error = %e, "client connection ended with an error");
-            }
-        });
+/// The peer listener arrives with clustering; its TLS flags are validated now so a bad
+/// configuration fails at start-up, as in etcd.
+fn check_peer_tls(config: &Config) -> anyhow::Result<()> {
+    let peer_tls = crate::tls::ServerTls::build(
+        crate::tls::Side::Peer,
+        &config.peer_tls,
+        &config.tls,
+        &config.data_dir,
+        &hosts(config.listen_peer_urls.iter()),
+    )?;
+    if peer_tls.is_none()
+        && let Some(u) = config.listen_peer_urls.iter().find(|u| u.scheme() == "https")
+    {
+        bail!(
+            "cannot listen on TLS for {}: KeyFile and CertFile are not presented",
+            u.host_str()
+                .map(|h| format!("{h}:{}", u.port().unwrap_or(2380)))
+                .unwrap_or_default()
+        );
     }
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -164,3 +164,23 @@ pub const SNAPSHOT_CHUNK_BYTES: usize = 32 * 1024;
 /// How long `Maintenance.Snapshot` waits for an in-flight compaction's deletions before it
 /// images the store anyway (and filters the dropped versions out itself).
 pub const SNAPSHOT_COMPACTION_WAIT: Duration = Duration::from_secs(10);
+
+/// How long a TLS handshake (and the first byte of it) may take before the connection is
+/// dropped, so idle or slow clients cannot hold accept slots (Go's `http.Server` has no such
+/// default; etcd's listeners rely on keepalives).
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Quiet period after a change to a watched certificate, key, CA or CRL file before it is
+/// reloaded: writers replace a certificate and its key in separate steps.
+pub const RELOAD_DEBOUNCE: Duration = Duration::from_millis(250);
+
+/// Longest a reload waits for the files to go quiet before reading them anyway.
+pub const RELOAD_DEBOUNCE_MAX: Duration = Duration::from_secs(2);
+
+/// Interval of the fallback poll of TLS files, for file systems where inotify sees nothing.
+pub const RELOAD_POLL_INTERVAL: Duration = Duration::from_secs(30);
+
+/// After SIGTERM/SIGINT, how long in-flight requests and streams may run before the server
+/// exits anyway. etcd's bound is its request timeout (5 s + 2 × the 1 s default election
+/// timeout).
+pub const SHUTDOWN_DRAIN_MAX: Duration = Duration::from_secs(7);

@@ -107,6 +107,20 @@ impl TlsConfig {
     }
 }
 
+/// TLS settings shared by client and peer listeners (`--tls-min-version`,
+/// `--tls-max-version`, `--cipher-suites`, `--self-signed-cert-validity`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// `TLS1.2` (default) or `TLS1.3`.
+    pub min_version: String,
+    /// `TLS1.2`, `TLS1.3`, or empty for the highest supported (TLS 1.3).
+    pub max_version: String,
+    /// Go cipher-suite names restricting TLS 1.2; empty = the defaults.
+    pub cipher_suites: Vec<String>,
+    /// Validity of auto-TLS certificates, in years (default 1).
+    pub self_signed_cert_validity_years: u64,
+}
+
 /// Where a flag's effective value came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ValueSource {
@@ -176,6 +190,8 @@ pub struct Config {
     pub client_tls: TlsConfig,
     /// Peer TLS (`--peer-cert-file`, `--peer-key-file`, ...).
     pub peer_tls: TlsConfig,
+    /// TLS versions, cipher suites and auto-TLS validity for both sides.
+    pub tls: TlsOptions,
     /// Effective server feature gates: etcd 3.6's gates with their defaults, then the
     /// boolean `--experimental-*` flags that map onto gates, then `--feature-gates`.
     pub feature_gates: BTreeMap<String, bool>,

@@ -10,7 +10,8 @@ use url::{Host, Url};
 use super::duration::go_quote;
 use super::flags::{self, FLAGS, FlagKind, FlagSpec, FlagValue};
 use super::{
-    ClusterState, Config, ConfigError, ParsedFlags, TlsConfig, ValueSource, file, go_url, limits, value,
+    ClusterState, Config, ConfigError, ParsedFlags, TlsConfig, TlsOptions, ValueSource, file, go_url, limits,
+    value,
 };
 
 /// Flag values the user set, before defaults and validation.
@@ -256,6 +257,12 @@ pub(super) fn build(mut s: Settings) -> Result<Config, ConfigError> {
             .unwrap_or(false)
             .then(|| s.duration("lease-checkpoint-interval"))
             .filter(|d| !d.is_zero()),
+        tls: TlsOptions {
+            min_version: s.str("tls-min-version"),
+            max_version: s.str("tls-max-version"),
+            cipher_suites: s.strings("cipher-suites"),
+            self_signed_cert_validity_years: s.uint("self-signed-cert-validity"),
+        },
         feature_gates,
         not_yet_effective,
         warnings: std::mem::take(&mut s.warnings),

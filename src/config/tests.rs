@@ -380,10 +380,6 @@ fn kubeadm_manifest_flags_parse_with_expected_values() {
     assert_eq!(
         c.not_yet_effective,
         [
-            "cert-file",
-            "key-file",
-            "client-cert-auth",
-            "trusted-ca-file",
             "peer-cert-file",
             "peer-key-file",
             "peer-client-cert-auth",

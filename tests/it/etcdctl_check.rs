@@ -6,7 +6,10 @@ use crate::harness::Server;
 /// `etcdctl check perf --load s`: 50 clients writing 150 puts/s for 60 s must reach 90% of the
 /// rate, with the slowest request under 500 ms and the standard deviation under 100 ms; the
 /// command prints PASS lines and leaves the prefix empty (`--auto-compact` compacts after).
+/// Its latency bounds assume an otherwise idle machine, so it is `#[ignore]`d in the parallel
+/// run and `scripts/test` runs it on its own afterwards.
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "timing-sensitive: scripts/test runs it alone after the parallel suite"]
 async fn check_perf_small_load_passes() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::mainstay(dir.path()).await;

@@ -11,7 +11,7 @@ use mainstay::proto::etcdserverpb::StatusRequest;
 use mainstay::proto::etcdserverpb::cluster_client::ClusterClient;
 use mainstay::proto::etcdserverpb::kv_client::KvClient;
 use mainstay::proto::etcdserverpb::maintenance_client::MaintenanceClient;
-use tonic::transport::Channel;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 /// How long a server gets to become ready.
 pub const READY_DEADLINE: Duration = Duration::from_secs(30);
@@ -23,6 +23,16 @@ pub enum Kind {
     Mainstay,
     /// The real etcd.
     Etcd,
+}
+
+/// PEM files a test client uses to reach a TLS client port.
+#[derive(Debug, Clone)]
+pub struct ClientTls {
+    /// CA bundle the server certificate must chain to (read at each connect, so it may
+    /// appear after start, as auto-TLS certificates do).
+    pub ca: PathBuf,
+    /// Client certificate and key, if the client presents one.
+    pub identity: Option<(PathBuf, PathBuf)>,
 }
 
 /// A running server process, killed when dropped.
@@ -38,6 +48,8 @@ pub struct Server {
     /// `--initial-cluster`.
     initial_cluster: String,
     extra: Vec<String>,
+    /// Set for servers whose client URL is `https`.
+    pub tls: Option<ClientTls>,
 }
 
 /// A free TCP port on 127.0.0.1 (bound and released; a race with another process is possible
@@ -67,8 +79,42 @@ pub fn etcdctl_bin() -> PathBuf {
 impl Server {
     /// Starts a server of `kind` with its data under `dir` and waits until it answers Status.
     pub async fn start(kind: Kind, dir: &Path, extra: &[&str]) -> Server {
+        Self::start_with(kind, dir, extra, None).await
+    }
+
+    /// Starts a server whose client URL is `https://127.0.0.1:PORT` (the TLS flags go in
+    /// `extra`); readiness and the client helpers use `tls`.
+    pub async fn start_tls(kind: Kind, dir: &Path, extra: &[&str], tls: ClientTls) -> Server {
+        Self::start_with(kind, dir, extra, Some(tls)).await
+    }
+
+    /// Spawns a server with an `https` client URL and returns at once, without a readiness
+    /// check (for servers the harness' client cannot verify); the caller polls.
+    pub fn spawn_tls_unchecked(kind: Kind, dir: &Path, extra: &[&str]) -> Server {
+        let mut s = Self::unstarted(
+            kind,
+            dir,
+            extra,
+            Some(ClientTls {
+                ca: PathBuf::new(),
+                identity: None,
+            }),
+        );
+        s.spawn();
+        s
+    }
+
+    async fn start_with(kind: Kind, dir: &Path, extra: &[&str], tls: Option<ClientTls>) -> Server {
+        let mut s = Self::unstarted(kind, dir, extra, tls);
+        s.spawn();
+        s.wait_ready().await;
+        s
+    }
+
+    fn unstarted(kind: Kind, dir: &Path, extra: &[&str], tls: Option<ClientTls>) -> Server {
         let peer_port = free_port();
-        let mut s = Server {
+        Server {
+            tls,
             kind,
             child: None,
             client_port: free_port(),
@@ -78,10 +124,7 @@ impl Server {
             name: "n1".to_owned(),
             initial_cluster: format!("n1=http://127.0.0.1:{peer_port}"),
             extra: extra.iter().map(|s| s.to_string()).collect(),
-        };
-        s.spawn();
-        s.wait_ready().await;
-        s
+        }
     }
 
     /// Starts a new cluster of `n` members of `kind` (names `m0`, `m1`, ...) on loopback, each
@@ -98,6 +141,7 @@ impl Server {
             .iter()
             .enumerate()
             .map(|(i, (client, peer))| Server {
+                tls: None,
                 kind,
                 child: None,
                 client_port: *client,
@@ -124,6 +168,7 @@ impl Server {
     pub async fn etcd_restored(dir: &Path, snapshot: &Path) -> Server {
         let peer_port = free_port();
         let mut s = Server {
+            tls: None,
             kind: Kind::Etcd,
             child: None,
             client_port: free_port(),
@@ -160,9 +205,42 @@ impl Server {
         Server::start(Kind::Mainstay, dir, &[]).await
     }
 
-    /// The client endpoint, `http://127.0.0.1:PORT`.
+    /// The client endpoint, `http://127.0.0.1:PORT` (`https` for TLS servers).
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.client_port)
+    }
+
+    /// A gRPC channel to the client port (TLS per `self.tls`).
+    pub async fn channel(&self) -> Result<Channel, Box<dyn std::error::Error + Send + Sync>> {
+        let mut endpoint = Endpoint::from_shared(self.endpoint())?;
+        if let Some(tls) = &self.tls {
+            let mut config =
+                ClientTlsConfig::new().ca_certificate(Certificate::from_pem(std::fs::read(&tls.ca)?));
+            if let Some((cert, key)) = &tls.identity {
+                config = config.identity(Identity::from_pem(std::fs::read(cert)?, std::fs::read(key)?));
+            }
+            endpoint = endpoint.tls_config(config)?;
+        }
+        Ok(endpoint.connect().await?)
+    }
+
+    /// The process id, for sending signals.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Waits up to `deadline` for the process to exit by itself; its exit status.
+    pub async fn wait_exit(&mut self, deadline: Duration) -> Option<std::process::ExitStatus> {
+        let end = Instant::now() + deadline;
+        while Instant::now() < end {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                self.child = None;
+                return Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
     }
 
     fn spawn(&mut self) {
@@ -208,8 +286,8 @@ impl Server {
                     self.log_text()
                 );
             }
-            if let Ok(mut m) = MaintenanceClient::connect(self.endpoint()).await
-                && let Ok(resp) = m.status(StatusRequest {}).await
+            if let Ok(channel) = self.channel().await
+                && let Ok(resp) = MaintenanceClient::new(channel).status(StatusRequest {}).await
                 && resp.into_inner().leader != 0
             {
                 return;
@@ -246,28 +324,35 @@ impl Server {
 
     /// A KV client.
     pub async fn kv(&self) -> KvClient<Channel> {
-        KvClient::connect(self.endpoint())
-            .await
-            .unwrap()
+        KvClient::new(self.channel().await.unwrap())
             .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX)
     }
 
     /// A Maintenance client.
     pub async fn maintenance(&self) -> MaintenanceClient<Channel> {
-        MaintenanceClient::connect(self.endpoint()).await.unwrap()
+        MaintenanceClient::new(self.channel().await.unwrap())
     }
 
     /// A Cluster client.
     pub async fn cluster(&self) -> ClusterClient<Channel> {
-        ClusterClient::connect(self.endpoint()).await.unwrap()
+        ClusterClient::new(self.channel().await.unwrap())
     }
 
     /// Runs the real etcdctl (API v3) against this server; returns (exit ok, stdout, stderr).
     pub fn etcdctl(&self, args: &[&str]) -> (bool, String, String) {
+        let mut tls_args = Vec::new();
+        if let Some(tls) = &self.tls {
+            tls_args.push(format!("--cacert={}", tls.ca.display()));
+            if let Some((cert, key)) = &tls.identity {
+                tls_args.push(format!("--cert={}", cert.display()));
+                tls_args.push(format!("--key={}", key.display()));
+            }
+        }
         let out = Command::new(etcdctl_bin())
             .env("ETCDCTL_API", "3")
             .arg(format!("--endpoints={}", self.endpoint()))
+            .args(&tls_args)
             .args(args)
             .output()
             .unwrap_or_else(|e| panic!("cannot run etcdctl ({e}); install Debian's etcd-client"));

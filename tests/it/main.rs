@@ -25,5 +25,6 @@ mod maintenance;
 mod metrics;
 mod service;
 mod snapshot;
+mod tls;
 mod watch;
 mod watch_fairness;
