@@ -11,7 +11,6 @@ use axum::routing::get;
 
 use crate::alarm::alarm_name;
 use crate::api::Ctx;
-use crate::api::maintenance::ETCD_VERSION;
 use crate::error::Error;
 use crate::mvcc::{KeyRange, RangeOptions};
 use crate::proto::etcdserverpb::AlarmType;
@@ -215,7 +214,9 @@ async fn metrics(ctx: Ctx) -> Response {
 }
 
 async fn version() -> impl IntoResponse {
-    let body = serde_json::json!({"etcdserver": ETCD_VERSION, "etcdcluster": "3.5.0"}).to_string();
+    let version = crate::version::current();
+    let body =
+        serde_json::json!({"etcdserver": version.server(), "etcdcluster": version.cluster()}).to_string();
     ([(header::CONTENT_TYPE, "application/json")], body)
 }
 

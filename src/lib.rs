@@ -42,4 +42,5 @@ pub mod systemd;
 pub mod tls;
 pub mod transport;
 pub mod types;
+pub mod version;
 pub mod watch;

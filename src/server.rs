@@ -50,6 +50,7 @@ const LEADER_WAIT: Duration = Duration::from_secs(30);
 /// # Errors
 /// Start-up failures (bad data directory, port in use, unsupported configuration).
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    crate::version::set(config.emulated_etcd_version.clone());
     for flag in &config.not_yet_effective {
         tracing::warn!(flag = %flag, "flag is accepted but not yet effective in mainstay");
     }
@@ -117,7 +118,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     raft.wait_for_leader(LEADER_WAIT).await?;
     // etcd logs these two lines once the member is part of the cluster; tools that start etcd
     // and wait for them (etcd's own e2e suite among them) work unchanged.
-    tracing::info!(cluster_version = "3.5", "enabled capabilities for version 3.5");
+    let cluster_version = crate::version::current().cluster_minor();
+    tracing::info!(cluster_version = %cluster_version, "enabled capabilities for version {cluster_version}");
     publish(&raft, node).await;
     tracing::info!(member_id = %member, name = %config.name, "published local member to cluster through raft");
     let ctx = Ctx {

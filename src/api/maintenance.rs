@@ -26,17 +26,10 @@ use crate::proto::etcdserverpb::{
 use crate::proto::mainstaypb::{apply_result, internal_request};
 use crate::snapshot::ImageSettings;
 
-/// The etcd version Mainstay reports in Status and `/version`. kube-apiserver gates watch
-/// progress requests on ≥ 3.5.13 (etcd-compat.md §6), so this is a 3.5 release string.
-pub const ETCD_VERSION: &str = "3.5.21";
-
 /// The storage schema version Status reports (`storageVersion`, etcd 3.6 field 11): the etcd
 /// data format Mainstay's snapshots and data tools follow — 3.5's (what etcd 3.6's
 /// `schema.DetectSchemaVersion` reports for a 3.5 backend).
 pub const STORAGE_VERSION: &str = "3.5.0";
-
-/// The cluster version (major.minor) that Downgrade validates against.
-const CLUSTER_VERSION: (u64, u64) = (3, 5);
 
 /// The Maintenance service.
 pub struct MaintenanceService {
@@ -105,7 +98,7 @@ impl Maintenance for MaintenanceService {
         }
         let resp = StatusResponse {
             header: ctx.header(ctx.store.current_revision()),
-            version: ETCD_VERSION.to_string(),
+            version: crate::version::current().server().to_owned(),
             db_size,
             leader,
             raft_index,
@@ -193,7 +186,7 @@ impl Maintenance for MaintenanceService {
             );
         }
         let settings = ImageSettings {
-            cluster_version: format!("{}.{}.0", CLUSTER_VERSION.0, CLUSTER_VERSION.1),
+            cluster_version: crate::version::current().cluster(),
             compaction_deleted: ctx.store.compaction_deleted(),
         };
         // Taken after reading `compaction_deleted`: what was deleted then is absent from it.
@@ -252,13 +245,14 @@ impl Maintenance for MaintenanceService {
     ) -> Result<Response<DowngradeResponse>, Status> {
         let r = request.into_inner();
         let ctx = &self.ctx;
-        let version = format!("{}.{}.0", CLUSTER_VERSION.0, CLUSTER_VERSION.1);
+        let version = crate::version::current().cluster();
+        let cluster = crate::version::current().cluster_pair();
         match DowngradeAction::try_from(r.action) {
             Ok(DowngradeAction::Cancel) => Err(Error::NoInflightDowngrade.into()),
             Ok(action) => {
                 let target = parse_cluster_version(&r.version).ok_or(Error::WrongDowngradeVersionFormat)?;
                 ctx.raft.read_barrier().await?;
-                if target != (CLUSTER_VERSION.0, CLUSTER_VERSION.1.saturating_sub(1)) {
+                if target != (cluster.0, cluster.1.saturating_sub(1)) {
                     return Err(Error::InvalidDowngradeTargetVersion.into());
                 }
                 if action == DowngradeAction::Enable {

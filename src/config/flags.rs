@@ -322,6 +322,7 @@ pub static FLAGS: &[FlagSpec] = &[
     f(Section::Unsafe, "force-new-cluster", B, "false", "Force to create a new one-member cluster."),
     f(Section::Unsafe, "unsafe-no-fsync", B, "false", "Disables fsync, unsafe, will cause data loss."),
 
+    f(Section::Mainstay, "emulated-etcd-version", S, "3.5.21", "The etcd release Mainstay reports (Status, /version, etcd_server_version); kube-apiserver needs at least 3.5.13.").implemented(),
     f(Section::Mainstay, "lease-checkpoint-interval", D, "5m0s", "Time between checkpoints of a lease's remaining TTL while lease checkpointing is enabled (etcd's embed LeaseCheckpointInterval).").implemented(),
 
     f(OTH, "config-file", S, "", "Path to the server configuration file; other flags and environment variables are then ignored."),
@@ -543,6 +544,7 @@ mod tests {
             "client-crl-file",
             "data-dir",
             "election-timeout",
+            "emulated-etcd-version",
             "experimental-enable-lease-checkpoint",
             "experimental-enable-lease-checkpoint-persist",
             "experimental-watch-progress-notify-interval",

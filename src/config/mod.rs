@@ -201,6 +201,9 @@ pub struct Config {
     /// Checkpointed remaining TTLs are always persisted (etcd 3.6 behaviour, so
     /// `LeaseCheckpointPersist` is implied) and honoured after a restart or leader change.
     pub lease_checkpoint_interval: Option<Duration>,
+    /// `--emulated-etcd-version` (Mainstay): the etcd release reported to clients; default
+    /// [`crate::version::DEFAULT_ETCD_VERSION`].
+    pub emulated_etcd_version: crate::version::Version,
     /// Names of flags the user set (command line, env or config file) that Mainstay accepts
     /// but does not act on yet, in table order; the server logs "flag ... is not yet
     /// effective" for each. Only flags set to a value different from their default appear.

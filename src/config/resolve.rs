@@ -263,6 +263,8 @@ pub(super) fn build(mut s: Settings) -> Result<Config, ConfigError> {
             cipher_suites: s.strings("cipher-suites"),
             self_signed_cert_validity_years: s.uint("self-signed-cert-validity"),
         },
+        emulated_etcd_version: crate::version::Version::parse(&s.str("emulated-etcd-version"))
+            .map_err(ConfigError::Invalid)?,
         feature_gates,
         not_yet_effective,
         warnings: std::mem::take(&mut s.warnings),

@@ -27,10 +27,6 @@ use prometheus::{Encoder, TextEncoder};
 pub use self::defs::Metrics;
 pub use self::grpc::grpc_layer;
 use crate::api::Ctx;
-use crate::api::maintenance::ETCD_VERSION;
-
-/// The cluster version the member reports (`major.minor`, etcd 3.5's `etcd_cluster_version`).
-const CLUSTER_VERSION: &str = "3.5";
 
 /// The toolchain that built this binary, in the shape Go reports its own (`go1.23.7`): the
 /// value of the `server_go_version` label of `etcd_server_go_version`.
@@ -70,8 +66,11 @@ impl Metrics {
         self.current_revision.set(ctx.store.current_revision().0);
         self.compact_revision.set(ctx.store.compact_revision().0.max(0));
         self.server_id.with_label_values(&[&me.to_string()]).set(1);
-        self.server_version.with_label_values(&[ETCD_VERSION]).set(1);
-        self.cluster_version.with_label_values(&[CLUSTER_VERSION]).set(1);
+        let version = crate::version::current();
+        self.server_version.with_label_values(&[version.server()]).set(1);
+        self.cluster_version
+            .with_label_values(&[version.cluster_minor().as_str()])
+            .set(1);
         self.go_version.with_label_values(&[TOOLCHAIN_VERSION]).set(1);
         if let Some((used, limit)) = system::fd_usage() {
             self.fd_used.set(used);

@@ -5,7 +5,7 @@ use mainstay::proto::etcdserverpb::auth_client::AuthClient;
 use mainstay::proto::etcdserverpb::{AuthStatusRequest, MemberAddRequest, MemberListRequest, StatusRequest};
 use tonic::Code;
 
-use crate::harness::{Server, http_get};
+use crate::harness::{Kind, Server, http_get};
 
 #[tokio::test]
 async fn status_reports_a_semver_at_least_3_5_13_and_a_positive_db_size() {
@@ -188,4 +188,55 @@ async fn metrics_use_etcds_names_types_and_grpc_labels() {
             .await
             .contains("etcd_mvcc_put_total")
     );
+}
+
+/// `--emulated-etcd-version` (Mainstay; issue #11): the reported release changes everywhere
+/// etcd reports its own — Status, `/version` and the `etcd_server_version` /
+/// `etcd_cluster_version` metrics — exactly as the real etcd 3.4.23 reports itself.
+#[tokio::test]
+async fn emulated_etcd_version_is_reported_like_that_etcd_release() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m_dir, e_dir) = (dir.path().join("m"), dir.path().join("e"));
+    std::fs::create_dir_all(&m_dir).unwrap();
+    std::fs::create_dir_all(&e_dir).unwrap();
+    let s = Server::start(Kind::Mainstay, &m_dir, &["--emulated-etcd-version=3.4.23"]).await;
+    let etcd = Server::start(Kind::Etcd, &e_dir, &[]).await;
+    let st = s
+        .maintenance()
+        .await
+        .status(StatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(st.version, "3.4.23");
+    let body = |text: String| {
+        text.split("\r\n\r\n")
+            .nth(1)
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    };
+    let ours = body(http_get(s.client_port, "/version").await);
+    assert_eq!(ours, body(http_get(etcd.client_port, "/version").await));
+    assert_eq!(ours, r#"{"etcdserver":"3.4.23","etcdcluster":"3.4.0"}"#);
+    let metrics = http_get(s.client_port, "/metrics").await;
+    for line in [
+        r#"etcd_server_version{server_version="3.4.23"} 1"#,
+        r#"etcd_cluster_version{cluster_version="3.4"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "missing {line}");
+        assert!(
+            http_get(etcd.client_port, "/metrics").await.contains(line),
+            "etcd lacks {line}"
+        );
+    }
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_mainstay"))
+        .args([
+            "--emulated-etcd-version=2.3.8",
+            &format!("--data-dir={}", dir.path().join("x").display()),
+        ])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--emulated-etcd-version"));
 }
