@@ -68,7 +68,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 .chain(&config.listen_client_http_urls),
         ),
     )?;
-    check_peer_tls(&config)?;
+    let peer_tls = peer_tls(&config)?;
+    let peer_client_tls = match &peer_tls {
+        Some(tls) => Some(crate::tls::peer_client::client_config(tls)?),
+        None => None,
+    };
     let plans = listener::plan(&config, client_tls.as_deref())?;
     if let Some(tls) = &client_tls
         && let Err(e) = crate::tls::reload::spawn_watcher(tls.clone(), "client")
@@ -104,7 +108,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         storage.clone(),
         applier.clone(),
         hub.clone(),
-        Peers::new(cluster),
+        Peers::new(cluster, peer_client_tls),
     )
     .await?;
     // Peers must be reachable before this member can join an election.
@@ -114,7 +118,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .max_encoding_message_size(usize::MAX),
     )
     .into_axum_router();
-    let peer_listeners = listener::Listeners::start_peers(&config.listen_peer_urls, peer_router).await?;
+    if let Some(tls) = &peer_tls
+        && let Err(e) = crate::tls::reload::spawn_watcher(tls.clone(), "peer")
+    {
+        tracing::warn!(error = %e, "cannot watch the peer TLS files; they are polled instead");
+    }
+    let peer_listeners =
+        listener::Listeners::start_peers(&config.listen_peer_urls, peer_router, peer_tls).await?;
     raft.wait_for_leader(LEADER_WAIT).await?;
     // etcd logs these two lines once the member is part of the cluster; tools that start etcd
     // and wait for them (etcd's own e2e suite among them) work unchanged.
@@ -303,7 +313,8 @@ fn hosts<'a>(urls: impl Iterator<Item = &'a url::Url>) -> Vec<String> {
 
 /// The peer listener arrives with clustering; its TLS flags are validated now so a bad
 /// configuration fails at start-up, as in etcd.
-fn check_peer_tls(config: &Config) -> anyhow::Result<()> {
+/// The peer side's TLS (`--peer-*` flags or `--peer-auto-tls`), checked as etcd checks it.
+fn peer_tls(config: &Config) -> anyhow::Result<Option<Arc<crate::tls::ServerTls>>> {
     let peer_tls = crate::tls::ServerTls::build(
         crate::tls::Side::Peer,
         &config.peer_tls,
@@ -321,7 +332,7 @@ fn check_peer_tls(config: &Config) -> anyhow::Result<()> {
                 .unwrap_or_default()
         );
     }
-    Ok(())
+    Ok(peer_tls)
 }
 
 async fn shutdown_signal() {

@@ -377,16 +377,7 @@ fn kubeadm_manifest_flags_parse_with_expected_values() {
     );
     assert!(c.peer_tls.client_cert_auth && c.peer_tls.enabled());
     assert_eq!(c.feature_gates.get("InitialCorruptCheck"), Some(&true));
-    assert_eq!(
-        c.not_yet_effective,
-        [
-            "peer-cert-file",
-            "peer-key-file",
-            "peer-client-cert-auth",
-            "peer-trusted-ca-file",
-            "experimental-initial-corrupt-check",
-        ]
-    );
+    assert_eq!(c.not_yet_effective, ["experimental-initial-corrupt-check"]);
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     assert!(c.verify_bootstrap().is_ok());
 }

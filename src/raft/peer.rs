@@ -116,14 +116,17 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
 pub struct Peers {
     cluster_id: ClusterId,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Peers {
-    /// Peers of the cluster `cluster_id`.
-    pub fn new(cluster_id: ClusterId) -> Peers {
+    /// Peers of the cluster `cluster_id`; `tls` connects to `https` peer URLs (the member's
+    /// peer TLS, see `tls::peer_client`).
+    pub fn new(cluster_id: ClusterId, tls: Option<Arc<rustls::ClientConfig>>) -> Peers {
         Peers {
             cluster_id,
             channels: Arc::new(Mutex::new(HashMap::new())),
+            tls,
         }
     }
 
@@ -139,13 +142,26 @@ impl Peers {
         if let Some(ch) = channels.get(url) {
             return Ok(PeerClient::new(ch.clone()).max_decoding_message_size(usize::MAX));
         }
-        let channel = Endpoint::from_shared(url.clone())
+        // tonic refuses `https` URIs without its own TLS; the TLS connector below does the
+        // TLS, so tonic sees the address as `http`.
+        let target = match url.strip_prefix("https://") {
+            Some(rest) => format!("http://{rest}"),
+            None => url.clone(),
+        };
+        let endpoint = Endpoint::from_shared(target)
             .map_err(|e| format!("peer URL {url}: {e}"))?
             .connect_timeout(PEER_CONNECT_TIMEOUT)
             .http2_keep_alive_interval(PEER_KEEPALIVE_INTERVAL)
             .keep_alive_while_idle(true)
-            .tcp_nodelay(true)
-            .connect_lazy();
+            .tcp_nodelay(true);
+        let channel = if url.starts_with("https://") {
+            let tls = self.tls.clone().ok_or_else(|| {
+                format!("peer URL {url} needs peer TLS (--peer-cert-file or --peer-auto-tls)")
+            })?;
+            endpoint.connect_with_connector_lazy(tls_connector(tls))
+        } else {
+            endpoint.connect_lazy()
+        };
         channels.insert(url.clone(), channel.clone());
         Ok(PeerClient::new(channel).max_decoding_message_size(usize::MAX))
     }
@@ -229,6 +245,40 @@ impl Peers {
             .map_err(Error::Internal)?
             .map_err(Error::from)
     }
+}
+
+/// Connects to an `https` peer URL: TCP, then TLS with `tls` (ALPN h2).
+fn tls_connector(
+    tls: Arc<rustls::ClientConfig>,
+) -> impl tower::Service<
+    http::Uri,
+    Response = hyper_util::rt::TokioIo<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
+    Error = std::io::Error,
+    Future = impl Future<
+        Output = std::io::Result<
+            hyper_util::rt::TokioIo<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
+        >,
+    > + Send,
+> + Clone {
+    let connector = tokio_rustls::TlsConnector::from(tls);
+    tower::service_fn(move |uri: http::Uri| {
+        let connector = connector.clone();
+        async move {
+            let host = uri
+                .host()
+                .ok_or_else(|| std::io::Error::other(format!("peer URL {uri} has no host")))?
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned();
+            let port = uri.port_u16().unwrap_or(2380);
+            let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+            tcp.set_nodelay(true)?;
+            let name = rustls::pki_types::ServerName::try_from(host)
+                .map_err(|e| std::io::Error::other(format!("peer host name: {e}")))?;
+            let stream = connector.connect(name, tcp).await?;
+            Ok(hyper_util::rt::TokioIo::new(stream))
+        }
+    })
 }
 
 /// A forwarded call's payload; an unreachable or timed-out leader is "no leader" to the client,

@@ -147,6 +147,16 @@ impl ServerTls {
         })))
     }
 
+    /// The files this side serves with.
+    pub fn sources(&self) -> &Sources {
+        &self.sources
+    }
+
+    /// The crypto provider (cipher-suite selection) of this side.
+    pub fn provider(&self) -> &Arc<CryptoProvider> {
+        &self.provider
+    }
+
     /// The acceptor for incoming connections.
     pub fn acceptor(&self) -> &TlsAcceptor {
         &self.acceptor

@@ -24,6 +24,7 @@
 pub mod auto;
 pub mod ciphers;
 pub mod config;
+pub mod peer_client;
 pub mod reload;
 
 use std::path::PathBuf;

@@ -261,26 +261,34 @@ impl Listeners {
         })
     }
 
-    /// Binds the peer listeners (`--listen-peer-urls`, plaintext until peer TLS arrives) and
-    /// serves `router` on them.
+    /// Binds the peer listeners (`--listen-peer-urls`) and serves `router` on them, with the
+    /// peer TLS on `https` URLs.
     ///
     /// # Errors
-    /// An address does not resolve or cannot be bound, or a URL asks for TLS.
-    pub async fn start_peers(urls: &[Url], router: Router) -> anyhow::Result<Self> {
+    /// An address does not resolve or cannot be bound, or an `https` URL without peer TLS.
+    pub async fn start_peers(
+        urls: &[Url],
+        router: Router,
+        tls: Option<Arc<ServerTls>>,
+    ) -> anyhow::Result<Self> {
         let graceful = Arc::new(GracefulShutdown::new());
         let (stop, _) = watch::channel(false);
         let mut accept_loops = JoinSet::new();
         for url in urls {
-            if url.scheme() != "http" {
-                anyhow::bail!("{url}: peer TLS listeners are not supported yet");
-            }
+            let tls = match url.scheme() {
+                "https" => Some(
+                    tls.clone()
+                        .ok_or_else(|| anyhow::anyhow!("{url}: peer TLS is not configured"))?,
+                ),
+                _ => None,
+            };
             let listener = bind(url).await?;
-            tracing::info!(address = %go_url(url), "serving peer traffic");
+            tracing::info!(address = %go_url(url), tls = tls.is_some(), "serving peer traffic");
             accept_loops.spawn(accept_loop(
                 listener,
                 url.clone(),
                 router.clone(),
-                None,
+                tls,
                 graceful.clone(),
                 stop.subscribe(),
             ));

@@ -47,6 +47,8 @@ pub struct Server {
     pub name: String,
     /// `--initial-cluster`.
     initial_cluster: String,
+    /// `http` or `https` for this member's peer URLs.
+    peer_scheme: String,
     extra: Vec<String>,
     /// Set for servers whose client URL is `https`.
     pub tls: Option<ClientTls>,
@@ -123,6 +125,7 @@ impl Server {
             log: dir.join(format!("{kind:?}.log")),
             name: "n1".to_owned(),
             initial_cluster: format!("n1=http://127.0.0.1:{peer_port}"),
+            peer_scheme: "http".to_owned(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
         }
     }
@@ -130,11 +133,26 @@ impl Server {
     /// Starts a new cluster of `n` members of `kind` (names `m0`, `m1`, ...) on loopback, each
     /// with its data and log under `dir`, and waits until every member knows a leader.
     pub async fn start_cluster(kind: Kind, dir: &Path, n: usize, extra: &[&str]) -> Vec<Server> {
+        Self::start_cluster_with(kind, dir, n, extra, "http").await
+    }
+
+    /// [`Server::start_cluster`] with `https` peer URLs (the peer TLS flags go in `extra`).
+    pub async fn start_cluster_peer_tls(kind: Kind, dir: &Path, n: usize, extra: &[&str]) -> Vec<Server> {
+        Self::start_cluster_with(kind, dir, n, extra, "https").await
+    }
+
+    async fn start_cluster_with(
+        kind: Kind,
+        dir: &Path,
+        n: usize,
+        extra: &[&str],
+        scheme: &str,
+    ) -> Vec<Server> {
         let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
         let initial_cluster = ports
             .iter()
             .enumerate()
-            .map(|(i, (_, peer))| format!("m{i}=http://127.0.0.1:{peer}"))
+            .map(|(i, (_, peer))| format!("m{i}={scheme}://127.0.0.1:{peer}"))
             .collect::<Vec<_>>()
             .join(",");
         let mut members: Vec<Server> = ports
@@ -150,6 +168,7 @@ impl Server {
                 log: dir.join(format!("m{i}.log")),
                 name: format!("m{i}"),
                 initial_cluster: initial_cluster.clone(),
+                peer_scheme: scheme.to_owned(),
                 extra: extra.iter().map(|s| s.to_string()).collect(),
             })
             .collect();
@@ -177,6 +196,7 @@ impl Server {
             log: dir.join("Etcd.log"),
             name: "n1".to_owned(),
             initial_cluster: format!("n1=http://127.0.0.1:{peer_port}"),
+            peer_scheme: "http".to_owned(),
             extra: Vec::new(),
         };
         let peer = format!("http://127.0.0.1:{}", s.peer_port);
@@ -248,7 +268,7 @@ impl Server {
             Kind::Mainstay => PathBuf::from(env!("CARGO_BIN_EXE_mainstay")),
             Kind::Etcd => etcd_bin(),
         };
-        let peer = format!("http://127.0.0.1:{}", self.peer_port);
+        let peer = format!("{}://127.0.0.1:{}", self.peer_scheme, self.peer_port);
         let mut args = vec![
             "--name".to_string(),
             self.name.clone(),
