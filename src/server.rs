@@ -164,7 +164,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     });
     let (grpc, gateway) = grpc_router(ctx.clone(), hub, &config).await;
     let routers = listener::Routers::new(grpc, ctx, gateway);
-    let listeners = listener::Listeners::start(&plans, &routers, client_tls).await?;
+    let listeners =
+        listener::Listeners::start(&plans, &routers, client_tls, config.max_concurrent_streams).await?;
     tracing::info!(member_id = %member, "ready to serve client requests");
     if let Err(e) = crate::systemd::notify_ready() {
         tracing::warn!(error = %e, "failed to notify systemd of readiness");
@@ -298,9 +299,13 @@ async fn grpc_router(
     .add_service(LockServer::from_arc(services.lock.clone()).max_decoding_message_size(max_recv))
     .add_service(ElectionServer::from_arc(services.election.clone()).max_decoding_message_size(max_recv))
     .add_service(health_service);
-    let gateway = config
-        .enable_grpc_gateway
-        .then(|| Arc::new(crate::gateway::Gateway::new(services, max_recv)));
+    let gateway = config.enable_grpc_gateway.then(|| {
+        Arc::new(crate::gateway::Gateway::new(
+            services,
+            max_recv,
+            config.max_concurrent_streams,
+        ))
+    });
     (routes.into_axum_router(), gateway)
 }
 

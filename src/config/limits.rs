@@ -94,9 +94,6 @@ pub const COMPACTION_QUEUE_MAX: usize = 16;
 /// etcd's limit on committed-but-unapplied entries before writes get `too many requests`.
 pub const APPLY_BACKLOG_ENTRIES_MAX: u64 = 5000;
 
-/// HTTP/2 concurrent streams per client connection (etcd's `--max-concurrent-streams` default).
-pub const GRPC_CONCURRENT_STREAMS_MAX: u32 = u32::MAX;
-
 /// How long a request waits for its raft proposal or read barrier before
 /// `etcdserver: request timed out` (etcd: 5 s plus 2 × election timeout).
 pub const REQUEST_TIMEOUT_SECS_BASE: u64 = 5;

@@ -165,6 +165,10 @@ pub struct Config {
     pub listen_metrics_urls: Vec<Url>,
     /// `--max-request-bytes`, in bytes; default [`limits::REQUEST_BYTES_MAX_DEFAULT`].
     pub max_request_bytes: u64,
+    /// `--max-concurrent-streams`: HTTP/2 streams per client connection (etcd default
+    /// `math.MaxUint32`); also bounds the JSON gateway's concurrent calls, as etcd's gateway
+    /// shares one gRPC connection.
+    pub max_concurrent_streams: u32,
     /// `--max-txn-ops`; default [`limits::TXN_OPS_MAX_DEFAULT`].
     pub max_txn_ops: usize,
     /// `--heartbeat-interval` (given in milliseconds); default 100 ms.

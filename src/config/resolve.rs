@@ -233,6 +233,7 @@ pub(super) fn build(mut s: Settings) -> Result<Config, ConfigError> {
         },
         listen_metrics_urls: s.urls("listen-metrics-urls"),
         max_request_bytes: s.uint("max-request-bytes"),
+        max_concurrent_streams: u32::try_from(s.uint("max-concurrent-streams")).unwrap_or(u32::MAX),
         max_txn_ops: usize::try_from(s.uint("max-txn-ops")).unwrap_or(usize::MAX),
         heartbeat_interval: Duration::from_millis(s.uint("heartbeat-interval")),
         election_timeout: Duration::from_millis(s.uint("election-timeout")),

@@ -61,6 +61,10 @@ pub struct Services {
 /// The gateway: services plus the request size limit.
 pub struct Gateway {
     services: Services,
+    /// One permit per call in flight, `--max-concurrent-streams` in all: etcd's gateway reaches
+    /// the server over one gRPC connection, so calls beyond the limit wait (etcd's
+    /// `v3_curl_maxstream_test.go`).
+    calls: Arc<tokio::sync::Semaphore>,
     /// Largest request message, in protobuf-encoded bytes: the gRPC server's max receive size
     /// (`--max-request-bytes` + 512 KiB).
     max_message_bytes: usize,
@@ -69,9 +73,13 @@ pub struct Gateway {
 impl Gateway {
     /// A gateway over `services` accepting request messages of up to `max_message_bytes`
     /// (encoded), like the gRPC server.
-    pub fn new(services: Services, max_message_bytes: usize) -> Gateway {
+    pub fn new(services: Services, max_message_bytes: usize, max_calls: u32) -> Gateway {
+        let permits = usize::try_from(max_calls)
+            .unwrap_or(usize::MAX)
+            .min(tokio::sync::Semaphore::MAX_PERMITS);
         Gateway {
             services,
+            calls: Arc::new(tokio::sync::Semaphore::new(permits)),
             max_message_bytes,
         }
     }
@@ -107,12 +115,22 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
     if request.method() != Method::POST {
         return plain(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");
     }
+    let Ok(permit) = gateway.calls.clone().acquire_owned().await else {
+        return plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n");
+    };
     let (parts, body) = request.into_parts();
     let input = Input {
         headers: parts.headers,
         reader: JsonReader::new(body, gateway.json_limit()),
     };
-    routes::dispatch(&gateway, op, input).await
+    let response = routes::dispatch(&gateway, op, input).await;
+    // The call holds its permit until its response body (a stream for Watch) is finished.
+    let (parts, body) = response.into_parts();
+    let body = futures::StreamExt::map(body.into_data_stream(), move |chunk| {
+        let _held = &permit;
+        chunk
+    });
+    Response::from_parts(parts, axum::body::Body::from_stream(body))
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Response {

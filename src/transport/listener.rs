@@ -40,7 +40,7 @@ use tokio::task::JoinSet;
 use url::Url;
 
 use crate::api::Ctx;
-use crate::config::limits::{GRPC_CONCURRENT_STREAMS_MAX, TLS_HANDSHAKE_TIMEOUT};
+use crate::config::limits::{GRPC_CONCURRENT_STREAMS_MAX_DEFAULT, TLS_HANDSHAKE_TIMEOUT};
 use crate::config::{Config, go_url};
 use crate::tls::ServerTls;
 use crate::transport::h2_authority::AuthoritySanitizer;
@@ -227,10 +227,12 @@ impl Listeners {
     ///
     /// # Errors
     /// An address does not resolve or cannot be bound.
+    /// `max_streams`: HTTP/2 streams per connection (`--max-concurrent-streams`).
     pub async fn start(
         plans: &[Plan],
         routers: &Routers,
         client_tls: Option<Arc<ServerTls>>,
+        max_streams: u32,
     ) -> anyhow::Result<Self> {
         let graceful = Arc::new(GracefulShutdown::new());
         let (stop, _) = watch::channel(false);
@@ -252,6 +254,7 @@ impl Listeners {
                 tls,
                 graceful.clone(),
                 stop.subscribe(),
+                max_streams,
             ));
         }
         Ok(Self {
@@ -291,6 +294,7 @@ impl Listeners {
                 tls,
                 graceful.clone(),
                 stop.subscribe(),
+                GRPC_CONCURRENT_STREAMS_MAX_DEFAULT,
             ));
         }
         Ok(Self {
@@ -348,6 +352,7 @@ async fn accept_loop(
     tls: Option<Arc<ServerTls>>,
     graceful: Arc<GracefulShutdown>,
     mut stop: watch::Receiver<bool>,
+    max_streams: u32,
 ) {
     loop {
         let accepted = tokio::select! {
@@ -368,10 +373,10 @@ async fn accept_loop(
         let (router, tls, url) = (router.clone(), tls.clone(), url.clone());
         tokio::spawn(async move {
             match tls {
-                None => serve_connection(stream, peer, router, watcher).await,
+                None => serve_connection(stream, peer, router, watcher, max_streams).await,
                 Some(tls) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake(&tls, stream)).await
                 {
-                    Ok(Ok(s)) => serve_connection(s, peer, router, watcher).await,
+                    Ok(Ok(s)) => serve_connection(s, peer, router, watcher, max_streams).await,
                     // A bare TCP connect (port probes, load balancers) is not worth a warning.
                     Ok(Err(Rejection::Closed)) => tracing::debug!(
                         remote_addr = %peer,
@@ -421,15 +426,13 @@ async fn handshake(
     tls.acceptor().accept(stream).await.map_err(Rejection::Handshake)
 }
 
-async fn serve_connection<S>(io: S, peer: SocketAddr, router: Router, watcher: Watcher)
+async fn serve_connection<S>(io: S, peer: SocketAddr, router: Router, watcher: Watcher, max_streams: u32)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = TowerToHyperService::new(router);
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http2()
-        .max_concurrent_streams(GRPC_CONCURRENT_STREAMS_MAX);
+    builder.http2().max_concurrent_streams(max_streams);
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(AuthoritySanitizer::new(io)), service);
     if let Err(e) = watcher.watch(conn).await {
         tracing::debug!(peer = %peer, error = %e, "client connection ended with an error");

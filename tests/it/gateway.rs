@@ -807,3 +807,31 @@ async fn etcd3gw_functional_tests_pass_against_mainstay() {
     assert_eq!(summary.trim(), "OK", "skipped or failed tests:\n{tail}");
     assert!(stderr.contains("Ran 23 tests"), "{tail}");
 }
+
+/// `--max-concurrent-streams` bounds the gateway's calls in flight, as etcd's gateway shares
+/// one gRPC connection limited by it (etcd `tests/e2e/v3_curl_maxstream_test.go`): with the
+/// limit taken by open watches, a Range waits; it completes as soon as one watch ends.
+#[tokio::test]
+async fn gateway_calls_beyond_max_concurrent_streams_wait_for_a_free_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(Kind::Mainstay, dir.path(), &["--max-concurrent-streams=3"]).await;
+    let p = s.client_port;
+    let watch = r#"{"create_request":{"key":"d2F0Y2g="}}"#;
+    let mut watches = Vec::new();
+    for _ in 0..3 {
+        let mut w = NdjsonStream::open(p, "/v3/watch", watch).await;
+        assert_eq!(w.status, 200);
+        w.next(Duration::from_secs(10)).await.unwrap();
+        watches.push(w);
+    }
+    let range = tokio::spawn(async move { post(p, "/v3/kv/range", r#"{"key":"Zm9v"}"#).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!range.is_finished(), "a 4th call ran past the limit of 3");
+    drop(watches.pop());
+    let done = tokio::time::timeout(Duration::from_secs(10), range)
+        .await
+        .expect("the range runs once a watch ends")
+        .unwrap();
+    assert_eq!(done.status, 200);
+    assert!(done.body.contains("\"revision\""), "{}", done.body);
+}
