@@ -66,6 +66,12 @@ pub enum Error {
     PeerUrlExists,
     #[error("member not found")]
     MemberNotFound,
+    #[error("can only promote a learner member")]
+    MemberNotLearner,
+    #[error("can only promote a learner member which is in sync with leader")]
+    LearnerNotReady,
+    #[error("too many learner members in cluster")]
+    TooManyLearners,
     #[error("request is too large")]
     RequestTooLarge,
     #[error("too many requests")]

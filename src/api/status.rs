@@ -40,6 +40,18 @@ pub fn code_and_message(e: &Error) -> (Code, String) {
         Error::MemberExists => (Code::FailedPrecondition, "etcdserver: member ID already exist"),
         Error::PeerUrlExists => (Code::FailedPrecondition, "etcdserver: Peer URLs already exists"),
         Error::MemberNotFound => (Code::NotFound, "etcdserver: member not found"),
+        Error::MemberNotLearner => (
+            Code::FailedPrecondition,
+            "etcdserver: can only promote a learner member",
+        ),
+        Error::LearnerNotReady => (
+            Code::FailedPrecondition,
+            "etcdserver: can only promote a learner member which is in sync with leader",
+        ),
+        Error::TooManyLearners => (
+            Code::FailedPrecondition,
+            "etcdserver: too many learner members in cluster",
+        ),
         Error::RequestTooLarge => (Code::InvalidArgument, "etcdserver: request is too large"),
         Error::TooManyRequests => (Code::ResourceExhausted, "etcdserver: too many requests"),
         Error::NoLeader => (Code::Unavailable, "etcdserver: no leader"),
@@ -171,6 +183,21 @@ mod tests {
             Error::MemberNotFound,
             Code::NotFound,
             "etcdserver: member not found",
+        ),
+        (
+            Error::MemberNotLearner,
+            Code::FailedPrecondition,
+            "etcdserver: can only promote a learner member",
+        ),
+        (
+            Error::LearnerNotReady,
+            Code::FailedPrecondition,
+            "etcdserver: can only promote a learner member which is in sync with leader",
+        ),
+        (
+            Error::TooManyLearners,
+            Code::FailedPrecondition,
+            "etcdserver: too many learner members in cluster",
         ),
         (
             Error::RequestTooLarge,

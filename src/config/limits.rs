@@ -181,3 +181,14 @@ pub const RELOAD_POLL_INTERVAL: Duration = Duration::from_secs(30);
 /// exits anyway. etcd's bound is its request timeout (5 s + 2 × the 1 s default election
 /// timeout).
 pub const SHUTDOWN_DRAIN_MAX: Duration = Duration::from_secs(7);
+
+/// Learners a cluster may have (etcd `--max-learners` default; the flag is not yet effective).
+pub const LEARNERS_MAX: usize = 1;
+
+/// A learner may be promoted once its replicated log reaches this share of the leader's, in
+/// percent (etcd `readyPercentThreshold`).
+pub const LEARNER_PROMOTE_IN_SYNC_PERCENT: u64 = 90;
+
+/// How long MemberAdd waits for a voter addition to commit before answering (it cannot commit
+/// before the new member runs when the old members are not a majority of the new set).
+pub const MEMBER_ADD_WAIT: Duration = Duration::from_secs(2);

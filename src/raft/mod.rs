@@ -7,6 +7,7 @@
 pub mod log_store;
 pub mod peer;
 pub mod peer_service;
+pub mod reconfig;
 pub mod snapshot;
 pub mod state_machine;
 pub mod types;

@@ -47,6 +47,18 @@ pub enum RemoteError {
     Stopped,
     /// `etcdserver: request timed out`.
     Timeout,
+    /// `etcdserver: member not found`.
+    MemberNotFound,
+    /// `etcdserver: member ID already exist`.
+    MemberExists,
+    /// `etcdserver: Peer URLs already exists`.
+    PeerUrlExists,
+    /// `etcdserver: can only promote a learner member`.
+    MemberNotLearner,
+    /// `etcdserver: can only promote a learner member which is in sync with leader`.
+    LearnerNotReady,
+    /// `etcdserver: too many learner members in cluster`.
+    TooManyLearners,
     /// Anything else, as text.
     Other(String),
 }
@@ -60,6 +72,12 @@ impl From<&Error> for RemoteError {
             Error::LeaderChanged => RemoteError::LeaderChanged,
             Error::Stopped => RemoteError::Stopped,
             Error::Timeout => RemoteError::Timeout,
+            Error::MemberNotFound => RemoteError::MemberNotFound,
+            Error::MemberExists => RemoteError::MemberExists,
+            Error::PeerUrlExists => RemoteError::PeerUrlExists,
+            Error::MemberNotLearner => RemoteError::MemberNotLearner,
+            Error::LearnerNotReady => RemoteError::LearnerNotReady,
+            Error::TooManyLearners => RemoteError::TooManyLearners,
             other => RemoteError::Other(other.to_string()),
         }
     }
@@ -74,6 +92,12 @@ impl From<RemoteError> for Error {
             RemoteError::LeaderChanged => Error::LeaderChanged,
             RemoteError::Stopped => Error::Stopped,
             RemoteError::Timeout => Error::Timeout,
+            RemoteError::MemberNotFound => Error::MemberNotFound,
+            RemoteError::MemberExists => Error::MemberExists,
+            RemoteError::PeerUrlExists => Error::PeerUrlExists,
+            RemoteError::MemberNotLearner => Error::MemberNotLearner,
+            RemoteError::LearnerNotReady => Error::LearnerNotReady,
+            RemoteError::TooManyLearners => Error::TooManyLearners,
             RemoteError::Other(text) => Error::Internal(text),
         }
     }
@@ -223,6 +247,25 @@ impl Peers {
         let rpc = client.lease(self.request(payload));
         let reply = forward_reply(tokio::time::timeout(timeout, rpc).await)?;
         decode::<Result<LeaseAnswer, RemoteError>>(&reply)
+            .map_err(Error::Internal)?
+            .map_err(Error::from)
+    }
+
+    /// Asks the leader `node` to carry out a membership change.
+    ///
+    /// # Errors
+    /// As [`Peers::propose`].
+    pub async fn reconfigure(
+        &self,
+        node: &MemberNode,
+        change: &super::reconfig::MemberChange,
+        timeout: Duration,
+    ) -> Result<(), Error> {
+        let payload = encode(change).map_err(Error::Internal)?;
+        let mut client = self.client(node).map_err(Error::Internal)?;
+        let rpc = client.reconfigure(self.request(payload));
+        let reply = forward_reply(tokio::time::timeout(timeout, rpc).await)?;
+        decode::<Result<(), RemoteError>>(&reply)
             .map_err(Error::Internal)?
             .map_err(Error::from)
     }

@@ -147,6 +147,16 @@ impl Peer for PeerService {
         reply(&Ok::<_, RemoteError>(answer))
     }
 
+    async fn reconfigure(&self, request: Request<PeerRequest>) -> Result<Response<PeerReply>, Status> {
+        let change: super::reconfig::MemberChange = decode(&self.payload(request)?).map_err(bad)?;
+        let result = self
+            .node
+            .change_members_here(change)
+            .await
+            .map_err(|e| RemoteError::from(&e));
+        reply(&result)
+    }
+
     async fn publish(&self, request: Request<PeerRequest>) -> Result<Response<PeerReply>, Status> {
         let (id, member): (u64, MemberNode) = decode(&self.payload(request)?).map_err(bad)?;
         let result = self

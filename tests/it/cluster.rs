@@ -277,3 +277,103 @@ async fn leases_are_kept_alive_through_followers_and_survive_a_leader_change() {
         .into_inner();
     assert!(ttl.ttl >= 6, "the new leader renews the lease: {ttl:?}");
 }
+
+/// etcd's membership changes (etcd-compat.md §2.11): MemberAdd as learner and as voter (3 → 4
+/// with the new member down still commits: the old members are a majority), MemberPromote of
+/// a learner that is not in sync, MemberUpdate, MemberRemove, and etcd's errors for an
+/// existing peer URL and an unknown member; a removed member no longer counts and writes go on.
+#[tokio::test]
+async fn members_are_added_promoted_updated_and_removed_with_etcds_errors() {
+    use mainstay::proto::etcdserverpb::{
+        MemberAddRequest, MemberPromoteRequest, MemberRemoveRequest, MemberUpdateRequest,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let members = Server::start_cluster(Kind::Mainstay, dir.path(), 3, &[]).await;
+    let mut c = members[1].cluster().await;
+    let learner_url = format!("http://127.0.0.1:{}", crate::harness::free_port());
+    let added = c
+        .member_add(MemberAddRequest {
+            peer_ur_ls: vec![learner_url.clone()],
+            is_learner: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let learner = added.member.unwrap();
+    assert!(learner.is_learner && learner.name.is_empty());
+    assert!(added.members.iter().any(|m| m.id == learner.id && m.is_learner));
+    let e = c
+        .member_add(MemberAddRequest {
+            peer_ur_ls: vec![learner_url.clone()],
+            is_learner: true,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.message(), "etcdserver: Peer URLs already exists");
+    let e = c
+        .member_promote(MemberPromoteRequest { id: learner.id })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.message(),
+        "etcdserver: can only promote a learner member which is in sync with leader"
+    );
+    let voter_url = format!("http://127.0.0.1:{}", crate::harness::free_port());
+    let voter = c
+        .member_add(MemberAddRequest {
+            peer_ur_ls: vec![voter_url],
+            is_learner: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .member
+        .unwrap();
+    let moved = format!("http://127.0.0.1:{}", crate::harness::free_port());
+    let updated = c
+        .member_update(MemberUpdateRequest {
+            id: voter.id,
+            peer_ur_ls: vec![moved.clone()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let v = updated.members.iter().find(|m| m.id == voter.id).unwrap();
+    assert_eq!((v.peer_ur_ls.clone(), v.is_learner), (vec![moved], false));
+    let e = c
+        .member_promote(MemberPromoteRequest { id: voter.id })
+        .await
+        .unwrap_err();
+    assert_eq!(e.message(), "etcdserver: can only promote a learner member");
+    for id in [voter.id, learner.id] {
+        c.member_remove(MemberRemoveRequest { id }).await.unwrap();
+    }
+    let e = c
+        .member_remove(MemberRemoveRequest { id: learner.id })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.code(), e.message()),
+        (tonic::Code::NotFound, "etcdserver: member not found")
+    );
+    let list = c
+        .member_list(MemberListRequest { linearizable: true })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(list.members.len(), 3);
+    // Removing a running member shrinks the cluster; the other two keep serving writes.
+    let (gone, _) = status(&members[2]).await;
+    c.member_remove(MemberRemoveRequest { id: gone }).await.unwrap();
+    let list = c
+        .member_list(MemberListRequest { linearizable: true })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(list.members.len(), 2);
+    let rev = put(&members[0], "after-remove", "x").await;
+    assert_eq!(
+        get(&members[1], "after-remove", false).await,
+        Some(("x".into(), rev))
+    );
+}

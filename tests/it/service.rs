@@ -2,7 +2,8 @@
 //! issues fill in (etcd-compat.md §1.1, §2.9, §7.1).
 
 use mainstay::proto::etcdserverpb::auth_client::AuthClient;
-use mainstay::proto::etcdserverpb::{AuthStatusRequest, MemberAddRequest, MemberListRequest, StatusRequest};
+use mainstay::proto::etcdserverpb::downgrade_request::DowngradeAction;
+use mainstay::proto::etcdserverpb::{AuthStatusRequest, DowngradeRequest, MemberListRequest, StatusRequest};
 use tonic::Code;
 
 use crate::harness::{Kind, Server, http_get};
@@ -99,8 +100,15 @@ async fn rpcs_of_later_issues_answer_unimplemented() {
     let mut auth = AuthClient::connect(s.endpoint()).await.unwrap();
     let e = auth.auth_status(AuthStatusRequest {}).await.unwrap_err();
     assert_eq!(e.code(), Code::Unimplemented);
-    let mut cluster = s.cluster().await;
-    let e = cluster.member_add(MemberAddRequest::default()).await.unwrap_err();
+    let e = s
+        .maintenance()
+        .await
+        .downgrade(DowngradeRequest {
+            action: DowngradeAction::Enable as i32,
+            version: "3.4".into(),
+        })
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::Unimplemented);
 }
 
