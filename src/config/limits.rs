@@ -184,3 +184,10 @@ pub const RELOAD_POLL_INTERVAL: Duration = Duration::from_secs(30);
 /// exits anyway. etcd's bound is its request timeout (5 s + 2 × the 1 s default election
 /// timeout).
 pub const SHUTDOWN_DRAIN_MAX: Duration = Duration::from_secs(7);
+
+/// Bytes of key/value data `mainstayctl snapshot restore` writes per fjall batch (bounds its
+/// memory whatever the snapshot's size; values are at most `--max-request-bytes`).
+pub const RESTORE_BATCH_BYTES: usize = 16 * 1024 * 1024;
+
+/// Bytes read per step while hashing a snapshot file for its SHA-256 trailer check.
+pub const RESTORE_HASH_READ_BYTES: usize = 1024 * 1024;
