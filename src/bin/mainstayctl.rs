@@ -9,8 +9,12 @@ use std::process::ExitCode;
 use clap::{Arg, ArgAction, Command};
 use mainstay::bbolt::Reader;
 use mainstay::cluster::bootstrap::Bootstrap;
+use mainstay::config::duration::parse_go_duration;
 use mainstay::config::{ParseOutcome, parse};
+use mainstay::proto::etcdserverpb::SnapshotRequest;
+use mainstay::proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use mainstay::snapshot::restore::{RestoreError, RestoreOptions, restore};
+use mainstay::snapshot::save::{SaveError, save_stream};
 use mainstay::snapshot::status::{WriteOut, render, status};
 
 /// etcdutl's exit status for misused flags (`cobrautl.ExitBadArgs`).
@@ -18,7 +22,7 @@ const EXIT_BAD_ARGS: u8 = 128;
 
 fn main() -> ExitCode {
     let matches = Command::new("mainstayctl")
-        .about("Mainstay operator tool (snapshot status and restore; PKI bootstrap and manifests in later releases)")
+        .about("Mainstay operator tool (snapshot save, status and restore; PKI bootstrap and manifests in later releases)")
         .version(env!("CARGO_PKG_VERSION"))
         .disable_version_flag(true)
         .arg(Arg::new("version").long("version").action(ArgAction::SetTrue).help("Print the version"))
@@ -39,13 +43,15 @@ fn main() -> ExitCode {
                                 .help("Output format"),
                         ),
                 )
-                .subcommand(restore_command()),
+                .subcommand(restore_command())
+                .subcommand(save_command()),
         )
         .get_matches();
     if let Some(("snapshot", sub)) = matches.subcommand() {
         match sub.subcommand() {
             Some(("status", args)) => return snapshot_status(args),
             Some(("restore", args)) => return snapshot_restore(args),
+            Some(("save", args)) => return snapshot_save(args),
             _ => {}
         }
     }
@@ -246,4 +252,129 @@ fn snapshot_restore(args: &clap::ArgMatches) -> ExitCode {
         }
         Err(e) => fail(1, &e),
     }
+}
+
+/// `snapshot save` with etcdctl's connection flags and environment (`--endpoints`,
+/// `--cacert/--cert/--key`, `--dial-timeout`; `ETCDCTL_*`).
+fn save_command() -> Command {
+    let env_flag = |name: &'static str, env: &'static str, help: &'static str| {
+        Arg::new(name).long(name).env(env).help(help)
+    };
+    Command::new("save")
+        .about("Stores an etcd node backend snapshot to a given file (as etcdctl snapshot save)")
+        .arg(
+            Arg::new("file")
+                .required(true)
+                .value_parser(clap::value_parser!(PathBuf)),
+        )
+        .arg(
+            env_flag("endpoints", "ETCDCTL_ENDPOINTS", "gRPC endpoint (exactly one)")
+                .default_value("127.0.0.1:2379"),
+        )
+        .arg(env_flag(
+            "cacert",
+            "ETCDCTL_CACERT",
+            "verify certificates of TLS-enabled secure servers using this CA bundle",
+        ))
+        .arg(env_flag(
+            "cert",
+            "ETCDCTL_CERT",
+            "identify secure client using this TLS certificate file",
+        ))
+        .arg(env_flag(
+            "key",
+            "ETCDCTL_KEY",
+            "identify secure client using this TLS key file",
+        ))
+        .arg(
+            env_flag(
+                "dial-timeout",
+                "ETCDCTL_DIAL_TIMEOUT",
+                "dial timeout for client connections",
+            )
+            .default_value("2s"),
+        )
+}
+
+/// etcdctl `snapshot save`: one endpoint, stream to `FILE.part`, trailer check, rename;
+/// prints `Snapshot saved at FILE` on success, `Error: …` and exit status 1 on failure.
+fn snapshot_save(args: &clap::ArgMatches) -> ExitCode {
+    let fail = |e: &dyn std::fmt::Display| {
+        eprintln!("Error: {e}");
+        ExitCode::FAILURE
+    };
+    let text = |name: &str| args.get_one::<String>(name).cloned();
+    let Some(file) = args.get_one::<PathBuf>("file") else {
+        return fail(&"snapshot save expects one argument");
+    };
+    let endpoints: Vec<String> = text("endpoints")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|e| !e.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let [endpoint] = endpoints.as_slice() else {
+        return fail(&SaveError::MultipleEndpoints(endpoints.clone()));
+    };
+    let dial_timeout = match parse_go_duration(&text("dial-timeout").unwrap_or_default()) {
+        Ok(d) => d,
+        Err(e) => return fail(&e),
+    };
+    let tls = [text("cacert"), text("cert"), text("key")];
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
+    let result = runtime.block_on(async {
+        let channel = connect(endpoint, &tls, dial_timeout).await?;
+        let stream = MaintenanceClient::new(channel)
+            .max_decoding_message_size(usize::MAX)
+            .snapshot(SnapshotRequest {})
+            .await
+            .map_err(|s| s.message().to_owned())?
+            .into_inner();
+        save_stream(stream, file).await.map_err(|e| e.to_string())
+    });
+    match result {
+        Ok(_) => {
+            println!("Snapshot saved at {}", file.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+/// A channel to `endpoint` (`host:port`, `http://…` or `https://…`); TLS when the scheme is
+/// `https` or a TLS file is given (etcdctl's rule for scheme-less endpoints).
+async fn connect(
+    endpoint: &str,
+    [cacert, cert, key]: &[Option<String>; 3],
+    dial_timeout: std::time::Duration,
+) -> Result<tonic::transport::Channel, String> {
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+    let secure = endpoint.starts_with("https://")
+        || (!endpoint.contains("://") && (cacert.is_some() || cert.is_some()));
+    let url = match endpoint.split_once("://") {
+        Some((_, rest)) if secure => format!("https://{rest}"),
+        Some(_) => endpoint.to_owned(),
+        None if secure => format!("https://{endpoint}"),
+        None => format!("http://{endpoint}"),
+    };
+    let read = |p: &String| std::fs::read(p).map_err(|e| format!("{p}: {e}"));
+    let mut ep = Endpoint::from_shared(url)
+        .map_err(|e| e.to_string())?
+        .connect_timeout(dial_timeout);
+    if secure {
+        let mut config = ClientTlsConfig::new();
+        if let Some(ca) = cacert {
+            config = config.ca_certificate(Certificate::from_pem(read(ca)?));
+        }
+        if let (Some(c), Some(k)) = (cert, key) {
+            config = config.identity(Identity::from_pem(read(c)?, read(k)?));
+        }
+        ep = ep.tls_config(config).map_err(|e| e.to_string())?;
+    }
+    ep.connect()
+        .await
+        .map_err(|e| format!("context deadline exceeded ({e})"))
 }

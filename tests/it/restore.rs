@@ -374,3 +374,60 @@ async fn one_snapshot_restored_into_three_members_starts_a_cluster_that_agrees()
     let hashes: Vec<(u32, i64, i64)> = futures::future::join_all(members.iter().map(hash_kv)).await;
     assert!(hashes.windows(2).all(|w| w[0] == w[1]), "{hashes:?}");
 }
+
+/// `mainstayctl snapshot save --endpoints URL FILE`; returns (exit code, stdout, stderr).
+fn mainstayctl_save(endpoints: &str, file: &Path) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_mainstayctl"))
+        .args(["snapshot", "save", "--endpoints", endpoints])
+        .arg(file)
+        .env_remove("ETCDCTL_ENDPOINTS")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mainstayctl_snapshot_save_stores_what_etcdctl_stores() {
+    // etcdctl 3.5 `snapshot save` (client/v3/snapshot SaveWithVersion): one endpoint, a file
+    // ending in the SHA-256 trailer, `Snapshot saved at FILE`.
+    let (dm, de) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let m = Server::mainstay(dm.path()).await;
+    let e = Server::start(Kind::Etcd, de.path(), &[]).await;
+    for s in [&m, &e] {
+        write_history(s).await;
+        let theirs = dm.path().join(format!("{:?}-etcdctl.db", s.kind));
+        let ours = dm.path().join(format!("{:?}-mainstayctl.db", s.kind));
+        save(s, &theirs);
+        let (code, out, err) = mainstayctl_save(&s.endpoint(), &ours);
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(out, format!("Snapshot saved at {}\n", ours.display()));
+        assert!(
+            !dm.path()
+                .join(format!("{:?}-mainstayctl.db.part", s.kind))
+                .exists()
+        );
+        let status = |f: &Path| {
+            let (ok, out, err) = s.etcdctl(&["snapshot", "status", &f.display().to_string(), "-w", "json"]);
+            assert!(ok, "{err}");
+            out
+        };
+        assert_eq!(status(&ours), status(&theirs), "{:?}", s.kind);
+    }
+    let (code, _, err) = mainstayctl_save(
+        &format!("{},{}", m.endpoint(), e.endpoint()),
+        &dm.path().join("x.db"),
+    );
+    assert_eq!(code, 1);
+    assert_eq!(
+        err.trim_end(),
+        format!(
+            "Error: snapshot must be requested to one selected node, not multiple [{} {}]",
+            m.endpoint(),
+            e.endpoint()
+        )
+    );
+}
