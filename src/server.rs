@@ -18,7 +18,7 @@ use crate::api::unimplemented::AuthService;
 use crate::api::watch::WatchService;
 use crate::api::{Ctx, Limits};
 use crate::apply::Applier;
-use crate::cluster::ids::{cluster_id, member_id};
+use crate::cluster::bootstrap::Bootstrap;
 use crate::config::limits::{GRPC_OVERHEAD_BYTES, PUBLISH_RETRY, SHUTDOWN_DRAIN_MAX};
 use crate::config::{ClusterState, Config, go_url};
 use crate::lease::Lessor;
@@ -36,7 +36,7 @@ use crate::raft::peer::Peers;
 use crate::raft::peer_service::PeerService;
 use crate::raft::types::MemberNode;
 use crate::raft::{RaftNode, RaftSettings};
-use crate::storage::{Storage, schema};
+use crate::storage::Storage;
 use crate::transport::listener;
 use crate::types::{ClusterId, MemberId};
 use crate::watch::Hub;
@@ -197,49 +197,20 @@ async fn publish(raft: &RaftNode, node: MemberNode) {
 /// published by each member once it runs).
 type InitialMembers = BTreeMap<u64, MemberNode>;
 
-/// This member's and its cluster's IDs, read from the data directory, or derived from the
-/// bootstrap flags on first start (etcd `--initial-cluster`, `--initial-cluster-token`),
-/// together with the initial members (empty when the data directory already has them).
+/// This member's and its cluster's IDs and the members raft bootstraps with, read from the data
+/// directory (a previous start, or `mainstayctl snapshot restore`), or derived from the
+/// bootstrap flags on first start (etcd `--initial-cluster`, `--initial-cluster-token`) and
+/// recorded. The members only matter while raft is not initialized.
 fn identity(config: &Config, storage: &Storage) -> anyhow::Result<(MemberId, ClusterId, InitialMembers)> {
-    let stored = (
-        storage.meta_i64(schema::META_MEMBER_ID)?,
-        storage.meta_i64(schema::META_CLUSTER_ID)?,
-    );
-    if let (Some(m), Some(c)) = stored {
-        return Ok((MemberId(m as u64), ClusterId(c as u64), BTreeMap::new()));
+    if let Some(b) = Bootstrap::load(storage)? {
+        return Ok((b.member, b.cluster, b.members));
     }
     if config.initial_cluster_state == ClusterState::Existing {
         bail!("--initial-cluster-state=existing: joining an existing cluster is not supported yet");
     }
-    config.verify_bootstrap()?;
-    let mut by_name: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    for (name, url) in &config.initial_cluster {
-        by_name.entry(name.as_str()).or_default().push(go_url(url));
-    }
-    let mut members = BTreeMap::new();
-    for (name, urls) in by_name {
-        let id = member_id(&urls, &config.initial_cluster_token, None);
-        members.insert(
-            id.0,
-            MemberNode {
-                name: name.to_owned(),
-                peer_urls: urls,
-                client_urls: Vec::new(),
-            },
-        );
-    }
-    let own: Vec<String> = config.own_initial_peer_urls().into_iter().map(go_url).collect();
-    let member = member_id(&own, &config.initial_cluster_token, None);
-    let ids: Vec<MemberId> = members.keys().map(|id| MemberId(*id)).collect();
-    let cluster = cluster_id(&ids);
-    storage
-        .meta
-        .insert(schema::META_MEMBER_ID, (member.0 as i64).to_be_bytes())?;
-    storage
-        .meta
-        .insert(schema::META_CLUSTER_ID, (cluster.0 as i64).to_be_bytes())?;
-    storage.sync()?;
-    Ok((member, cluster, members))
+    let b = Bootstrap::from_config(config)?;
+    b.record(storage)?;
+    Ok((b.member, b.cluster, b.members))
 }
 
 /// The gRPC services as one axum router (HTTP routes and layers are added per listener).

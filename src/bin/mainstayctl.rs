@@ -1,41 +1,59 @@
-//! `mainstayctl`: the operator's tool. Prints its version and reports on snapshot files
-//! (`snapshot status`, etcdutl/etcdctl-compatible output); node bootstrap, restore and client
-//! commands arrive with later issues.
+//! `mainstayctl`: the operator's tool. Prints its version, reports on snapshot files
+//! (`snapshot status`, etcdutl/etcdctl-compatible output) and restores a data directory from one
+//! (`snapshot restore`, etcdutl's flags); node bootstrap and client commands arrive with later
+//! issues.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Arg, ArgAction, Command};
 use mainstay::bbolt::Reader;
+use mainstay::cluster::bootstrap::Bootstrap;
+use mainstay::config::duration::parse_go_duration;
+use mainstay::config::{ParseOutcome, parse};
+use mainstay::proto::etcdserverpb::SnapshotRequest;
+use mainstay::proto::etcdserverpb::maintenance_client::MaintenanceClient;
+use mainstay::snapshot::restore::{RestoreError, RestoreOptions, restore};
+use mainstay::snapshot::save::{SaveError, save_stream};
 use mainstay::snapshot::status::{WriteOut, render, status};
+
+/// etcdutl's exit status for misused flags (`cobrautl.ExitBadArgs`).
+const EXIT_BAD_ARGS: u8 = 128;
 
 fn main() -> ExitCode {
     let matches = Command::new("mainstayctl")
-        .about("Mainstay operator tool (snapshot status; PKI bootstrap, manifests and restore in later releases)")
+        .about("Mainstay operator tool (snapshot save, status and restore; PKI bootstrap and manifests in later releases)")
         .version(env!("CARGO_PKG_VERSION"))
         .disable_version_flag(true)
         .arg(Arg::new("version").long("version").action(ArgAction::SetTrue).help("Print the version"))
         .subcommand(Command::new("version").about("Print the version"))
         .subcommand(
-            Command::new("snapshot").about("Snapshot files (etcd's format)").subcommand(
-                Command::new("status")
-                    .about("Gets backend snapshot status of a given file (as etcdutl snapshot status)")
-                    .arg(Arg::new("file").required(true).value_parser(clap::value_parser!(PathBuf)))
-                    .arg(
-                        Arg::new("write-out")
-                            .short('w')
-                            .long("write-out")
-                            .default_value("simple")
-                            .value_parser(["simple", "json", "fields"])
-                            .help("Output format"),
-                    ),
-            ),
+            Command::new("snapshot")
+                .about("Snapshot files (etcd's format)")
+                .subcommand(
+                    Command::new("status")
+                        .about("Gets backend snapshot status of a given file (as etcdutl snapshot status)")
+                        .arg(Arg::new("file").required(true).value_parser(clap::value_parser!(PathBuf)))
+                        .arg(
+                            Arg::new("write-out")
+                                .short('w')
+                                .long("write-out")
+                                .default_value("simple")
+                                .value_parser(["simple", "json", "fields"])
+                                .help("Output format"),
+                        ),
+                )
+                .subcommand(restore_command())
+                .subcommand(save_command()),
         )
         .get_matches();
-    if let Some(("snapshot", sub)) = matches.subcommand()
-        && let Some(("status", args)) = sub.subcommand()
-    {
-        return snapshot_status(args);
+    if let Some(("snapshot", sub)) = matches.subcommand() {
+        match sub.subcommand() {
+            Some(("status", args)) => return snapshot_status(args),
+            Some(("restore", args)) => return snapshot_restore(args),
+            Some(("save", args)) => return snapshot_save(args),
+            _ => {}
+        }
     }
     if matches.get_flag("version")
         || matches.subcommand_name() == Some("version")
@@ -72,4 +90,291 @@ fn snapshot_status(args: &clap::ArgMatches) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A cobra-style boolean flag: `--flag`, `--flag=true`, `--flag=false`.
+fn bool_flag(name: &'static str, help: &'static str) -> Arg {
+    Arg::new(name)
+        .long(name)
+        .num_args(0..=1)
+        .require_equals(true)
+        .default_value("false")
+        .default_missing_value("true")
+        .value_parser(clap::value_parser!(bool))
+        .help(help)
+}
+
+fn string_flag(name: &'static str, default: &'static str, help: &'static str) -> Arg {
+    Arg::new(name).long(name).default_value(default).help(help)
+}
+
+/// `snapshot restore` with etcdutl's flags and defaults (etcd 3.5
+/// `etcdutl/etcdutl/snapshot_command.go` `NewSnapshotRestoreCommand`).
+fn restore_command() -> Command {
+    Command::new("restore")
+        .about("Restores an etcd member snapshot to a Mainstay data directory (as etcdutl snapshot restore)")
+        .arg(Arg::new("file").required(true).value_parser(clap::value_parser!(PathBuf)))
+        .arg(
+            Arg::new("data-dir")
+                .long("data-dir")
+                .required(true)
+                .value_parser(clap::value_parser!(PathBuf))
+                .help("Path to the output data directory"),
+        )
+        .arg(
+            Arg::new("wal-dir")
+                .long("wal-dir")
+                .help("Not supported: Mainstay keeps its log inside --data-dir"),
+        )
+        .arg(string_flag(
+            "initial-cluster",
+            "default=http://localhost:2380",
+            "Initial cluster configuration for restore bootstrap",
+        ))
+        .arg(string_flag(
+            "initial-cluster-token",
+            "etcd-cluster",
+            "Initial cluster token for the etcd cluster during restore bootstrap",
+        ))
+        .arg(string_flag(
+            "initial-advertise-peer-urls",
+            "http://localhost:2380",
+            "List of this member's peer URLs to advertise to the rest of the cluster",
+        ))
+        .arg(string_flag("name", "default", "Human-readable name for this member"))
+        .arg(bool_flag(
+            "skip-hash-check",
+            "Ignore snapshot integrity hash value (required if copied from data directory)",
+        ))
+        .arg(
+            Arg::new("initial-memory-map-size")
+                .long("initial-memory-map-size")
+                .value_parser(clap::value_parser!(u64))
+                .help("Accepted for etcdutl compatibility; Mainstay has no memory map to size"),
+        )
+        .arg(
+            Arg::new("bump-revision")
+                .long("bump-revision")
+                .default_value("0")
+                .value_parser(clap::value_parser!(u64))
+                .help("How much to increase the latest revision after restore"),
+        )
+        .arg(bool_flag(
+            "mark-compacted",
+            "Mark the latest revision after restore as the point of scheduled compaction (required if --bump-revision > 0, disallowed otherwise)",
+        ))
+}
+
+/// etcdutl `snapshot restore`: checks the flags as etcd does at bootstrap, restores, and logs
+/// what it did on stderr; `Error: …` with exit status 1 on failure (128 for misused flags).
+fn snapshot_restore(args: &clap::ArgMatches) -> ExitCode {
+    let fail = |code: u8, e: &dyn std::fmt::Display| {
+        eprintln!("Error: {e}");
+        ExitCode::from(code)
+    };
+    let text = |name: &str| args.get_one::<String>(name).cloned().unwrap_or_default();
+    let (Some(file), Some(data_dir)) = (
+        args.get_one::<PathBuf>("file"),
+        args.get_one::<PathBuf>("data-dir"),
+    ) else {
+        return fail(EXIT_BAD_ARGS, &"snapshot restore requires exactly one argument");
+    };
+    if args.get_one::<String>("wal-dir").is_some() {
+        return fail(
+            EXIT_BAD_ARGS,
+            &"--wal-dir is not supported: Mainstay keeps its raft log inside --data-dir",
+        );
+    }
+    let bump_revision = args.get_one::<u64>("bump-revision").copied().unwrap_or(0);
+    let mark_compacted = args.get_flag("mark-compacted");
+    if (bump_revision > 0) != mark_compacted {
+        return fail(EXIT_BAD_ARGS, &RestoreError::BumpNeedsMarkCompacted);
+    }
+    // The server's own flag parser gives etcd's URL parsing and bootstrap checks.
+    let server_args: Vec<String> = [
+        "name",
+        "initial-cluster",
+        "initial-cluster-token",
+        "initial-advertise-peer-urls",
+    ]
+    .iter()
+    .flat_map(|f| [format!("--{f}"), text(f)])
+    .chain([format!("--data-dir={}", data_dir.display())])
+    .collect();
+    let config = match parse(&server_args, &|_| None) {
+        ParseOutcome::Run(c) => c,
+        ParseOutcome::Exit { stderr, .. } => {
+            return fail(1, &stderr.lines().next().unwrap_or("invalid flags").to_owned());
+        }
+    };
+    let bootstrap = match Bootstrap::from_config(&config) {
+        Ok(b) => b,
+        Err(e) => return fail(1, &e),
+    };
+    let opts = RestoreOptions {
+        data_dir: data_dir.clone(),
+        bootstrap,
+        skip_hash_check: args.get_flag("skip-hash-check"),
+        bump_revision,
+        mark_compacted,
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            "info,fjall=warn,lsm_tree=warn",
+        ))
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false)
+        .try_init();
+    tracing::info!(path = %file.display(), data_dir = %data_dir.display(), "restoring snapshot");
+    match restore(file, &opts) {
+        Ok(r) => {
+            if r.dropped_users > 0 || r.dropped_roles > 0 {
+                tracing::warn!(
+                    users = r.dropped_users,
+                    roles = r.dropped_roles,
+                    "the snapshot's auth users and roles are not restored: Mainstay does not implement etcd auth yet (auth was disabled in the snapshot)"
+                );
+            }
+            tracing::info!(
+                path = %file.display(),
+                data_dir = %data_dir.display(),
+                revision = r.revision.0,
+                compact_revision = r.compact_revision.0,
+                key_entries = r.key_entries,
+                leases = r.leases,
+                alarms = r.alarms,
+                member_id = %opts.bootstrap.member,
+                cluster_id = %opts.bootstrap.cluster,
+                "restored snapshot"
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(1, &e),
+    }
+}
+
+/// `snapshot save` with etcdctl's connection flags and environment (`--endpoints`,
+/// `--cacert/--cert/--key`, `--dial-timeout`; `ETCDCTL_*`).
+fn save_command() -> Command {
+    let env_flag = |name: &'static str, env: &'static str, help: &'static str| {
+        Arg::new(name).long(name).env(env).help(help)
+    };
+    Command::new("save")
+        .about("Stores an etcd node backend snapshot to a given file (as etcdctl snapshot save)")
+        .arg(
+            Arg::new("file")
+                .required(true)
+                .value_parser(clap::value_parser!(PathBuf)),
+        )
+        .arg(
+            env_flag("endpoints", "ETCDCTL_ENDPOINTS", "gRPC endpoint (exactly one)")
+                .default_value("127.0.0.1:2379"),
+        )
+        .arg(env_flag(
+            "cacert",
+            "ETCDCTL_CACERT",
+            "verify certificates of TLS-enabled secure servers using this CA bundle",
+        ))
+        .arg(env_flag(
+            "cert",
+            "ETCDCTL_CERT",
+            "identify secure client using this TLS certificate file",
+        ))
+        .arg(env_flag(
+            "key",
+            "ETCDCTL_KEY",
+            "identify secure client using this TLS key file",
+        ))
+        .arg(
+            env_flag(
+                "dial-timeout",
+                "ETCDCTL_DIAL_TIMEOUT",
+                "dial timeout for client connections",
+            )
+            .default_value("2s"),
+        )
+}
+
+/// etcdctl `snapshot save`: one endpoint, stream to `FILE.part`, trailer check, rename;
+/// prints `Snapshot saved at FILE` on success, `Error: …` and exit status 1 on failure.
+fn snapshot_save(args: &clap::ArgMatches) -> ExitCode {
+    let fail = |e: &dyn std::fmt::Display| {
+        eprintln!("Error: {e}");
+        ExitCode::FAILURE
+    };
+    let text = |name: &str| args.get_one::<String>(name).cloned();
+    let Some(file) = args.get_one::<PathBuf>("file") else {
+        return fail(&"snapshot save expects one argument");
+    };
+    let endpoints: Vec<String> = text("endpoints")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|e| !e.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let [endpoint] = endpoints.as_slice() else {
+        return fail(&SaveError::MultipleEndpoints(endpoints.clone()));
+    };
+    let dial_timeout = match parse_go_duration(&text("dial-timeout").unwrap_or_default()) {
+        Ok(d) => d,
+        Err(e) => return fail(&e),
+    };
+    let tls = [text("cacert"), text("cert"), text("key")];
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
+    let result = runtime.block_on(async {
+        let channel = connect(endpoint, &tls, dial_timeout).await?;
+        let stream = MaintenanceClient::new(channel)
+            .max_decoding_message_size(usize::MAX)
+            .snapshot(SnapshotRequest {})
+            .await
+            .map_err(|s| s.message().to_owned())?
+            .into_inner();
+        save_stream(stream, file).await.map_err(|e| e.to_string())
+    });
+    match result {
+        Ok(_) => {
+            println!("Snapshot saved at {}", file.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+/// A channel to `endpoint` (`host:port`, `http://…` or `https://…`); TLS when the scheme is
+/// `https` or a TLS file is given (etcdctl's rule for scheme-less endpoints).
+async fn connect(
+    endpoint: &str,
+    [cacert, cert, key]: &[Option<String>; 3],
+    dial_timeout: std::time::Duration,
+) -> Result<tonic::transport::Channel, String> {
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+    let secure = endpoint.starts_with("https://")
+        || (!endpoint.contains("://") && (cacert.is_some() || cert.is_some()));
+    let url = match endpoint.split_once("://") {
+        Some((_, rest)) if secure => format!("https://{rest}"),
+        Some(_) => endpoint.to_owned(),
+        None if secure => format!("https://{endpoint}"),
+        None => format!("http://{endpoint}"),
+    };
+    let read = |p: &String| std::fs::read(p).map_err(|e| format!("{p}: {e}"));
+    let mut ep = Endpoint::from_shared(url)
+        .map_err(|e| e.to_string())?
+        .connect_timeout(dial_timeout);
+    if secure {
+        let mut config = ClientTlsConfig::new();
+        if let Some(ca) = cacert {
+            config = config.ca_certificate(Certificate::from_pem(read(ca)?));
+        }
+        if let (Some(c), Some(k)) = (cert, key) {
+            config = config.identity(Identity::from_pem(read(c)?, read(k)?));
+        }
+        ep = ep.tls_config(config).map_err(|e| e.to_string())?;
+    }
+    ep.connect()
+        .await
+        .map_err(|e| format!("context deadline exceeded ({e})"))
 }

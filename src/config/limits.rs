@@ -192,3 +192,10 @@ pub const LEARNER_PROMOTE_IN_SYNC_PERCENT: u64 = 90;
 /// How long MemberAdd waits for a voter addition to commit before answering (it cannot commit
 /// before the new member runs when the old members are not a majority of the new set).
 pub const MEMBER_ADD_WAIT: Duration = Duration::from_secs(2);
+
+/// Bytes of key/value data `mainstayctl snapshot restore` writes per fjall batch (bounds its
+/// memory whatever the snapshot's size; values are at most `--max-request-bytes`).
+pub const RESTORE_BATCH_BYTES: usize = 16 * 1024 * 1024;
+
+/// Bytes read per step while hashing a snapshot file for its SHA-256 trailer check.
+pub const RESTORE_HASH_READ_BYTES: usize = 1024 * 1024;

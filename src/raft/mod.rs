@@ -59,7 +59,9 @@ pub struct RaftNode {
 
 impl RaftNode {
     /// Starts raft over `storage`; on a fresh data directory, bootstraps the cluster whose
-    /// voters are `members` (etcd's `--initial-cluster` with `--initial-cluster-state=new`).
+    /// voters are `members` (etcd's `--initial-cluster` with `--initial-cluster-state=new`, or
+    /// the members `mainstayctl snapshot restore` recorded: a restored directory holds state
+    /// machine data but no raft log, vote or applied id, so it bootstraps like a fresh one).
     /// Every member of a new cluster bootstraps with the identical membership, so whichever
     /// starts first simply waits for a quorum.
     ///
@@ -90,6 +92,12 @@ impl RaftNode {
         let network = PeerNetwork::new(peers.clone());
         let raft = Raft::new(member_id.0, Arc::new(config), network, log_store, state_machine).await?;
         if !raft.is_initialized().await? {
+            if members.is_empty() {
+                anyhow::bail!(
+                    "the data directory has a member ID but neither raft state nor bootstrap members; \
+                     it was not written completely — remove it and bootstrap or restore again"
+                );
+            }
             raft.initialize(members).await?;
         }
         let request_timeout = Duration::from_secs(crate::config::limits::REQUEST_TIMEOUT_SECS_BASE)

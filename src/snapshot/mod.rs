@@ -5,9 +5,12 @@
 //! [`etcd_image`] lays out the buckets; [`spool`] writes one image into an unnamed temporary
 //! file next to the database (memory stays bounded by a few pages whatever the store's size)
 //! for the gRPC handler to stream; [`status`] reports on a snapshot file as `etcdctl snapshot
-//! status` does.
+//! status` does; [`restore`] builds a data directory from one (`mainstayctl snapshot restore`);
+//! [`save`] stores the stream as `etcdctl snapshot save` does.
 
 pub mod etcd_image;
+pub mod restore;
+pub mod save;
 pub mod status;
 
 use std::fs::File;

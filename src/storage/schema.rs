@@ -48,3 +48,8 @@ pub const META_ALARMS: &[u8] = b"alarms";
 pub const META_MEMBER_ID: &[u8] = b"member_id";
 /// The cluster ID (u64 big-endian).
 pub const META_CLUSTER_ID: &[u8] = b"cluster_id";
+/// The members raft bootstraps with while its log is empty (postcard `BTreeMap<u64,
+/// MemberNode>`): written with [`META_MEMBER_ID`] and [`META_CLUSTER_ID`] at a member's first
+/// start, or by `mainstayctl snapshot restore`; read at every start, used only until raft is
+/// initialized.
+pub const META_BOOTSTRAP_MEMBERS: &[u8] = b"bootstrap_members";

@@ -133,21 +133,26 @@ impl Server {
     /// Starts a new cluster of `n` members of `kind` (names `m0`, `m1`, ...) on loopback, each
     /// with its data and log under `dir`, and waits until every member knows a leader.
     pub async fn start_cluster(kind: Kind, dir: &Path, n: usize, extra: &[&str]) -> Vec<Server> {
-        Self::start_cluster_with(kind, dir, n, extra, "http").await
+        let mut members = Self::prepare_cluster_with(kind, dir, n, extra, "http");
+        Self::start_all(&mut members).await;
+        members
     }
 
     /// [`Server::start_cluster`] with `https` peer URLs (the peer TLS flags go in `extra`).
     pub async fn start_cluster_peer_tls(kind: Kind, dir: &Path, n: usize, extra: &[&str]) -> Vec<Server> {
-        Self::start_cluster_with(kind, dir, n, extra, "https").await
+        let mut members = Self::prepare_cluster_with(kind, dir, n, extra, "https");
+        Self::start_all(&mut members).await;
+        members
     }
 
-    async fn start_cluster_with(
-        kind: Kind,
-        dir: &Path,
-        n: usize,
-        extra: &[&str],
-        scheme: &str,
-    ) -> Vec<Server> {
+    /// The members [`Server::start_cluster`] would start, not started yet (ports chosen, data
+    /// directories `dir/m<i>.data` untouched), so a test can prepare their data directories
+    /// (e.g. restore a snapshot into each) first; start them with [`Server::start_all`].
+    pub fn prepare_cluster(kind: Kind, dir: &Path, n: usize, extra: &[&str]) -> Vec<Server> {
+        Self::prepare_cluster_with(kind, dir, n, extra, "http")
+    }
+
+    fn prepare_cluster_with(kind: Kind, dir: &Path, n: usize, extra: &[&str], scheme: &str) -> Vec<Server> {
         let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
         let initial_cluster = ports
             .iter()
@@ -155,7 +160,7 @@ impl Server {
             .map(|(i, (_, peer))| format!("m{i}={scheme}://127.0.0.1:{peer}"))
             .collect::<Vec<_>>()
             .join(",");
-        let mut members: Vec<Server> = ports
+        ports
             .iter()
             .enumerate()
             .map(|(i, (client, peer))| Server {
@@ -171,14 +176,32 @@ impl Server {
                 peer_scheme: scheme.to_owned(),
                 extra: extra.iter().map(|s| s.to_string()).collect(),
             })
-            .collect();
-        for m in &mut members {
+            .collect()
+    }
+
+    /// One member like [`Server::start`]'s (name `n1`, data in `dir/data`), not started yet.
+    pub fn prepare(kind: Kind, dir: &Path, extra: &[&str]) -> Server {
+        Self::unstarted(kind, dir, extra, None)
+    }
+
+    /// Starts every member of `members`, then waits until each knows a leader.
+    pub async fn start_all(members: &mut [Server]) {
+        for m in members.iter_mut() {
             m.spawn();
         }
-        for m in &mut members {
+        for m in members.iter_mut() {
             m.wait_ready().await;
         }
-        members
+    }
+
+    /// `--initial-cluster` this member starts with.
+    pub fn initial_cluster(&self) -> &str {
+        &self.initial_cluster
+    }
+
+    /// `--initial-advertise-peer-urls` this member starts with.
+    pub fn peer_url(&self) -> String {
+        format!("{}://127.0.0.1:{}", self.peer_scheme, self.peer_port)
     }
 
     /// Restores `snapshot` (an `etcdctl snapshot save` file) with the real `etcdctl snapshot

@@ -23,6 +23,7 @@ mod lease;
 mod logging;
 mod maintenance;
 mod metrics;
+mod restore;
 mod service;
 mod snapshot;
 mod tls;

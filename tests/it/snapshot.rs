@@ -33,7 +33,7 @@ const WRITES_MAX: usize = 5_000;
 /// How long the writers may take to show progress.
 const DEADLINE: Duration = Duration::from_secs(30);
 
-fn put(k: &str, v: impl Into<Bytes>, lease: i64) -> PutRequest {
+pub(crate) fn put(k: &str, v: impl Into<Bytes>, lease: i64) -> PutRequest {
     PutRequest {
         key: Bytes::from(k.to_string()),
         value: v.into(),
@@ -42,7 +42,7 @@ fn put(k: &str, v: impl Into<Bytes>, lease: i64) -> PutRequest {
     }
 }
 
-async fn grant(s: &Server, ttl: i64) -> i64 {
+pub(crate) async fn grant(s: &Server, ttl: i64) -> i64 {
     let mut l = LeaseClient::connect(s.endpoint()).await.unwrap();
     l.lease_grant(LeaseGrantRequest { ttl, id: 0 })
         .await
@@ -54,7 +54,7 @@ async fn grant(s: &Server, ttl: i64) -> i64 {
 /// A varied history: overwritten and deleted keys, keys on two leases, a lease without keys,
 /// values spanning many bbolt pages, a compaction and writes after it. Returns the compaction
 /// revision.
-async fn write_history(s: &Server) -> i64 {
+pub(crate) async fn write_history(s: &Server) -> i64 {
     let mut kv = s.kv().await;
     let with_keys = grant(s, 600).await;
     let other = grant(s, 900).await;
@@ -119,7 +119,7 @@ async fn write_history(s: &Server) -> i64 {
     compact
 }
 
-fn range_all(revision: i64) -> RangeRequest {
+pub(crate) fn range_all(revision: i64) -> RangeRequest {
     RangeRequest {
         key: Bytes::from_static(b"\0"),
         range_end: Bytes::from_static(b"\0"),
@@ -129,7 +129,7 @@ fn range_all(revision: i64) -> RangeRequest {
 }
 
 /// Runs `etcdctl snapshot save` against `s` into `file`.
-fn save(s: &Server, file: &Path) {
+pub(crate) fn save(s: &Server, file: &Path) {
     let (ok, out, err) = s.etcdctl(&["snapshot", "save", &file.display().to_string()]);
     assert!(
         ok,
@@ -180,7 +180,7 @@ async fn etcdctl_saves_a_snapshot_whose_status_matches_the_store() {
 }
 
 /// Every key/value of the store, sorted.
-async fn kvs(s: &Server, revision: i64) -> Result<RangeResponse, tonic::Status> {
+pub(crate) async fn kvs(s: &Server, revision: i64) -> Result<RangeResponse, tonic::Status> {
     s.kv()
         .await
         .range(range_all(revision))
@@ -189,7 +189,7 @@ async fn kvs(s: &Server, revision: i64) -> Result<RangeResponse, tonic::Status> 
 }
 
 /// (ID, granted TTL, sorted keys) of every lease, sorted by ID.
-async fn leases(s: &Server) -> Vec<(i64, i64, Vec<Bytes>)> {
+pub(crate) async fn leases(s: &Server) -> Vec<(i64, i64, Vec<Bytes>)> {
     let mut l: LeaseClient<Channel> = LeaseClient::connect(s.endpoint()).await.unwrap();
     let mut ids: Vec<i64> = l
         .lease_leases(LeaseLeasesRequest {})
