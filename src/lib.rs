@@ -26,6 +26,7 @@ pub mod bbolt;
 pub mod cluster;
 pub mod concurrency;
 pub mod config;
+pub mod ctl;
 pub mod error;
 pub mod gateway;
 pub mod http;

@@ -199,3 +199,54 @@ pub const RESTORE_BATCH_BYTES: usize = 16 * 1024 * 1024;
 
 /// Bytes read per step while hashing a snapshot file for its SHA-256 trailer check.
 pub const RESTORE_HASH_READ_BYTES: usize = 1024 * 1024;
+
+// ---------------------------------------------------------------------------------------------
+// kubeadm node tooling (`mainstayctl certs` / `manifest`), values as kubeadm uses them
+// (source: `cmd/kubeadm/app/constants/constants.go`, `cmd/kubeadm/app/phases/etcd/local.go`).
+
+/// Validity of the etcd CA kubeadm creates, in days (10 × 365 days, `duration365d * 10`).
+pub const KUBE_CA_VALIDITY_DAYS: i64 = 3650;
+
+/// Validity of a leaf certificate kubeadm signs, in days (`CertificateValidityPeriod`, 365 days).
+pub const KUBE_CERT_VALIDITY_DAYS: i64 = 365;
+
+/// How far a new CA's NotBefore is back-dated against clock skew (`CertificateBackdate`,
+/// 5 minutes).
+pub const KUBE_CERT_BACKDATE: Duration = Duration::from_secs(5 * 60);
+
+/// The etcd client port kubeadm uses (`EtcdListenClientPort`).
+pub const KUBE_ETCD_CLIENT_PORT: u16 = 2379;
+
+/// The etcd peer port kubeadm uses (`EtcdListenPeerPort`).
+pub const KUBE_ETCD_PEER_PORT: u16 = 2380;
+
+/// The plain-HTTP metrics/health port kubeadm probes (`EtcdMetricsPort`).
+pub const KUBE_ETCD_METRICS_PORT: u16 = 2381;
+
+/// `--snapshot-count` kubeadm passes, in applied entries.
+pub const KUBE_ETCD_SNAPSHOT_COUNT: u64 = 10_000;
+
+/// Static-pod `priority` kubeadm writes (the value of `system-node-critical`).
+pub const KUBE_STATIC_POD_PRIORITY: i32 = 2_000_001_000;
+
+/// Liveness probe: consecutive failures before kubelet restarts the container.
+pub const KUBE_LIVENESS_FAILURE_THRESHOLD: i32 = 8;
+
+/// Readiness probe: consecutive failures before the pod is marked not ready.
+pub const KUBE_READINESS_FAILURE_THRESHOLD: i32 = 3;
+
+/// Startup probe: tries before kubelet gives up, `ceil(240 s / 10 s)` (kubeadm's
+/// control-plane component health-check timeout over the probe period).
+pub const KUBE_STARTUP_FAILURE_THRESHOLD: i32 = 24;
+
+/// Delay before the liveness and startup probes start, in seconds.
+pub const KUBE_PROBE_INITIAL_DELAY_SECS: i32 = 10;
+
+/// Period of the liveness and startup probes, in seconds.
+pub const KUBE_PROBE_PERIOD_SECS: i32 = 10;
+
+/// Period of the readiness probe, in seconds.
+pub const KUBE_READINESS_PERIOD_SECS: i32 = 1;
+
+/// Timeout of every probe request, in seconds.
+pub const KUBE_PROBE_TIMEOUT_SECS: i32 = 15;

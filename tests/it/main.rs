@@ -18,6 +18,7 @@ mod etcdctl_lease;
 mod etcdctl_watch;
 mod gateway;
 mod harness;
+mod kube;
 mod kv;
 mod lease;
 mod logging;
