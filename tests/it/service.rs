@@ -225,7 +225,20 @@ async fn emulated_etcd_version_is_reported_like_that_etcd_release() {
             .to_owned()
     };
     let ours = body(http_get(s.client_port, "/version").await);
-    assert_eq!(ours, body(http_get(etcd.client_port, "/version").await));
+    // etcd answers "not_decided" until it has settled the cluster version after its election.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let theirs = loop {
+        let v = body(http_get(etcd.client_port, "/version").await);
+        if !v.contains("not_decided") {
+            break v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "etcd never decided its cluster version"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(ours, theirs);
     assert_eq!(ours, r#"{"etcdserver":"3.4.23","etcdcluster":"3.4.0"}"#);
     let metrics = http_get(s.client_port, "/metrics").await;
     for line in [
