@@ -26,21 +26,24 @@ impl ClusterService {
 
 #[tonic::async_trait]
 impl Cluster for ClusterService {
-    async fn member_add(&self, _r: Request<MemberAddRequest>) -> Result<Response<MemberAddResponse>, Status> {
+    async fn member_add(&self, r: Request<MemberAddRequest>) -> Result<Response<MemberAddResponse>, Status> {
+        self.ctx.admin(&r)?;
         Err(Error::Unimplemented("Cluster.MemberAdd").into())
     }
 
     async fn member_remove(
         &self,
-        _r: Request<MemberRemoveRequest>,
+        r: Request<MemberRemoveRequest>,
     ) -> Result<Response<MemberRemoveResponse>, Status> {
+        self.ctx.admin(&r)?;
         Err(Error::Unimplemented("Cluster.MemberRemove").into())
     }
 
     async fn member_update(
         &self,
-        _r: Request<MemberUpdateRequest>,
+        r: Request<MemberUpdateRequest>,
     ) -> Result<Response<MemberUpdateResponse>, Status> {
+        self.ctx.admin(&r)?;
         Err(Error::Unimplemented("Cluster.MemberUpdate").into())
     }
 
@@ -75,8 +78,9 @@ impl Cluster for ClusterService {
 
     async fn member_promote(
         &self,
-        _r: Request<MemberPromoteRequest>,
+        r: Request<MemberPromoteRequest>,
     ) -> Result<Response<MemberPromoteResponse>, Status> {
+        self.ctx.admin(&r)?;
         Err(Error::Unimplemented("Cluster.MemberPromote").into())
     }
 }

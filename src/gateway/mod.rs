@@ -32,7 +32,7 @@ use crate::api::kv::KvService;
 use crate::api::lease::LeaseService;
 use crate::api::lock::LockService;
 use crate::api::maintenance::MaintenanceService;
-use crate::api::unimplemented::AuthService;
+use crate::api::auth::AuthService;
 use crate::api::watch::WatchService;
 use crate::config::limits::GATEWAY_JSON_BYTES_PER_MESSAGE_BYTE;
 use codec::{JsonReader, ReadError};

@@ -23,10 +23,11 @@ const TAG_META: u8 = 2;
 const TAG_LEASE: u8 = 3;
 /// Store-bookkeeping meta keys carried in a snapshot (the applied id and membership come from
 /// the raft metadata instead).
-const META_KEYS: [&[u8]; 3] = [
+const META_KEYS: [&[u8]; 4] = [
     schema::META_REVISION,
     schema::META_COMPACT_REVISION,
     schema::META_ALARMS,
+    schema::META_AUTH,
 ];
 
 fn put_record(out: &mut Vec<u8>, tag: u8, key: &[u8], value: &[u8]) -> io::Result<()> {

@@ -48,3 +48,7 @@ pub const META_ALARMS: &[u8] = b"alarms";
 pub const META_MEMBER_ID: &[u8] = b"member_id";
 /// The cluster ID (u64 big-endian).
 pub const META_CLUSTER_ID: &[u8] = b"cluster_id";
+/// The auth state: protobuf `AuthState` (`mainstay.proto`; format `auth::state::AUTH_STATE_FORMAT`)
+/// holding the enabled flag, the auth revision, users and roles. Absent until the first auth
+/// change (then auth is disabled, revision 1, no users or roles).
+pub const META_AUTH: &[u8] = b"auth";
