@@ -213,16 +213,12 @@ impl WatchStream {
             cancel_reason: reason.to_string(),
             ..WatchResponse::default()
         };
-        // etcd checks READ permission before anything else and answers with the requested
-        // watch ID (etcd `v3rpc/watch.go` isWatchPermitted).
+        // etcd checks READ permission before anything else (etcd `v3rpc/watch.go`
+        // isWatchPermitted); etcd 3.4 answers with watch ID -1.
         if let Some(permit) = &self.permit
             && let Err(reason) = permit(&key, &c.range_end)
         {
-            let resp = WatchResponse {
-                watch_id: c.watch_id,
-                ..refuse(&reason)
-            };
-            return self.send(resp).await;
+            return self.send(refuse(&reason)).await;
         }
         if matches!(&range, KeyRange::Between(start, end) if end <= start) {
             return self.send(refuse(REASON_EMPTY_RANGE)).await;

@@ -1,8 +1,7 @@
 //! Status, MemberList, health (gRPC and HTTP) and the Unimplemented answers of RPCs that later
 //! issues fill in (etcd-compat.md §1.1, §2.9, §7.1).
 
-use mainstay::proto::etcdserverpb::auth_client::AuthClient;
-use mainstay::proto::etcdserverpb::{AuthStatusRequest, MemberAddRequest, MemberListRequest, StatusRequest};
+use mainstay::proto::etcdserverpb::{MemberAddRequest, MemberListRequest, StatusRequest};
 use tonic::Code;
 
 use crate::harness::{Server, http_get};
@@ -96,9 +95,6 @@ async fn grpc_health_service_reports_serving() {
 async fn rpcs_of_later_issues_answer_unimplemented() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::mainstay(dir.path()).await;
-    let mut auth = AuthClient::connect(s.endpoint()).await.unwrap();
-    let e = auth.auth_status(AuthStatusRequest {}).await.unwrap_err();
-    assert_eq!(e.code(), Code::Unimplemented);
     let mut cluster = s.cluster().await;
     let e = cluster.member_add(MemberAddRequest::default()).await.unwrap_err();
     assert_eq!(e.code(), Code::Unimplemented);
