@@ -750,3 +750,48 @@ async fn jwt_tokens_and_bad_bcrypt_costs_are_startup_errors() {
         );
     }
 }
+
+#[tokio::test]
+async fn lock_and_election_run_with_the_callers_permissions_like_etcd() {
+    // etcd's v3lock/v3election servers run clientv3/concurrency over an in-process client that
+    // keeps the caller's metadata, so the caller's permissions apply; errors come back as
+    // code Unknown with etcd's text.
+    use mainstay::proto::v3electionpb::LeaderRequest;
+    use mainstay::proto::v3electionpb::election_client::ElectionClient;
+    use mainstay::proto::v3lockpb::LockRequest;
+    use mainstay::proto::v3lockpb::lock_client::LockClient;
+    let pair = Pair::start().await;
+    let mut answers = Vec::new();
+    for s in pair.both() {
+        let ch = s.channel().await.unwrap();
+        setup_root(&ch).await;
+        let root = login(&ch, "root", "pw").await.unwrap();
+        AuthClient::new(ch.clone())
+            .user_add(tok(
+                pb::AuthUserAddRequest {
+                    name: "u".into(),
+                    password: "p".into(),
+                    ..Default::default()
+                },
+                &root,
+            ))
+            .await
+            .unwrap();
+        let u = login(&ch, "u", "p").await.unwrap();
+        let lock = |t: &str| tok(LockRequest { name: "l".into(), lease: 0 }, t);
+        let mut locks = LockClient::new(ch.clone());
+        let mut got = vec![status(locks.lock(lock(&u)).await)];
+        let ok = locks.lock(lock(&root)).await.unwrap().into_inner();
+        got.push((Code::Ok, String::from_utf8_lossy(&ok.key[..2]).into_owned()));
+        let leader = ElectionClient::new(ch.clone())
+            .leader(tok(LeaderRequest { name: "e".into() }, &u))
+            .await;
+        got.push(status(leader));
+        answers.push(got);
+    }
+    assert_eq!(answers[1], answers[0], "mainstay (left) vs etcd 3.4 (right)");
+    assert_eq!(
+        answers[1][0],
+        (Code::Unknown, "etcdserver: permission denied".into())
+    );
+}
