@@ -327,7 +327,8 @@ impl pb::auth_server::Auth for AuthService {
         r: Request<pb::AuthRoleGrantPermissionRequest>,
     ) -> Result<Response<pb::AuthRoleGrantPermissionResponse>, Status> {
         let who = self.admin(&r)?;
-        self.change(&who, R::AuthRoleGrantPermission(r.into_inner())).await?;
+        self.change(&who, R::AuthRoleGrantPermission(r.into_inner()))
+            .await?;
         Ok(Response::new(pb::AuthRoleGrantPermissionResponse {
             header: self.header(),
         }))
@@ -338,7 +339,8 @@ impl pb::auth_server::Auth for AuthService {
         r: Request<pb::AuthRoleRevokePermissionRequest>,
     ) -> Result<Response<pb::AuthRoleRevokePermissionResponse>, Status> {
         let who = self.admin(&r)?;
-        self.change(&who, R::AuthRoleRevokePermission(r.into_inner())).await?;
+        self.change(&who, R::AuthRoleRevokePermission(r.into_inner()))
+            .await?;
         Ok(Response::new(pb::AuthRoleRevokePermissionResponse {
             header: self.header(),
         }))

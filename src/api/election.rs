@@ -68,7 +68,14 @@ impl Election for ElectionService {
         request: Request<CampaignRequest>,
     ) -> Result<Response<CampaignResponse>, Status> {
         let name = request.get_ref().name.clone();
-        check_auth(self.client.ctx(), &request, Need::Prefix { name: &name, write: true })?;
+        check_auth(
+            self.client.ctx(),
+            &request,
+            Need::Prefix {
+                name: &name,
+                write: true,
+            },
+        )?;
         let r = request.into_inner();
         let (header, l) = election::campaign(&self.client, &r.name, r.lease, r.value).await?;
         Ok(Response::new(CampaignResponse {
@@ -107,7 +114,14 @@ impl Election for ElectionService {
     /// `election: no leader` (Unknown) when nobody campaigns; KV errors (relayed as Unknown).
     async fn leader(&self, request: Request<LeaderRequest>) -> Result<Response<LeaderResponse>, Status> {
         let name = request.get_ref().name.clone();
-        check_auth(self.client.ctx(), &request, Need::Prefix { name: &name, write: false })?;
+        check_auth(
+            self.client.ctx(),
+            &request,
+            Need::Prefix {
+                name: &name,
+                write: false,
+            },
+        )?;
         let (header, kv) = election::leader(&self.client, &request.into_inner().name).await?;
         Ok(Response::new(LeaderResponse { header, kv: Some(kv) }))
     }
@@ -117,7 +131,14 @@ impl Election for ElectionService {
     /// client goes away.
     async fn observe(&self, request: Request<LeaderRequest>) -> Result<Response<ObserveStream>, Status> {
         let name = request.get_ref().name.clone();
-        check_auth(self.client.ctx(), &request, Need::Prefix { name: &name, write: false })?;
+        check_auth(
+            self.client.ctx(),
+            &request,
+            Need::Prefix {
+                name: &name,
+                write: false,
+            },
+        )?;
         let name = request.into_inner().name;
         let (tx, rx) = mpsc::channel(OBSERVE_BUFFER);
         let client = self.client.clone();

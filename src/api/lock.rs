@@ -38,7 +38,14 @@ impl Lock for LockService {
     /// unknown lease, `session expired` when the lease expired while waiting, other KV errors.
     async fn lock(&self, request: Request<LockRequest>) -> Result<Response<LockResponse>, Status> {
         let name = request.get_ref().name.clone();
-        check_auth(self.client.ctx(), &request, Need::Prefix { name: &name, write: true })?;
+        check_auth(
+            self.client.ctx(),
+            &request,
+            Need::Prefix {
+                name: &name,
+                write: true,
+            },
+        )?;
         let r = request.into_inner();
         let locked = mutex::lock(&self.client, &r.name, r.lease).await?;
         Ok(Response::new(LockResponse {

@@ -69,7 +69,10 @@ impl Ctx {
     ///
     /// # Errors
     /// `InvalidAuthToken`, `UserEmpty`, `UserNotFound`, `PermissionDenied`.
-    pub fn admin<T>(&self, request: &tonic::Request<T>) -> Result<crate::auth::Identity, crate::error::Error> {
+    pub fn admin<T>(
+        &self,
+        request: &tonic::Request<T>,
+    ) -> Result<crate::auth::Identity, crate::error::Error> {
         let auth = self.applier.auth();
         let who = auth.identity(request)?;
         auth.check_admin(&who)?;

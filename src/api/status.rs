@@ -94,10 +94,7 @@ pub fn code_and_message(e: &Error) -> (Code, String) {
         ),
         Error::InvalidAuthToken => (Code::Unauthenticated, "etcdserver: invalid auth token"),
         Error::InvalidAuthMgmt => (Code::InvalidArgument, "etcdserver: invalid auth management"),
-        Error::AuthOldRevision => (
-            Code::InvalidArgument,
-            "etcdserver: revision of auth store is old",
-        ),
+        Error::AuthOldRevision => (Code::InvalidArgument, "etcdserver: revision of auth store is old"),
         Error::Unimplemented(rpc) => {
             return (
                 Code::Unimplemented,
@@ -280,7 +277,11 @@ mod tests {
             Code::FailedPrecondition,
             "etcdserver: user name already exists",
         ),
-        (Error::UserEmpty, Code::InvalidArgument, "etcdserver: user name is empty"),
+        (
+            Error::UserEmpty,
+            Code::InvalidArgument,
+            "etcdserver: user name is empty",
+        ),
         (
             Error::UserNotFound,
             Code::FailedPrecondition,
@@ -296,7 +297,11 @@ mod tests {
             Code::FailedPrecondition,
             "etcdserver: role name not found",
         ),
-        (Error::RoleEmpty, Code::InvalidArgument, "etcdserver: role name is empty"),
+        (
+            Error::RoleEmpty,
+            Code::InvalidArgument,
+            "etcdserver: role name is empty",
+        ),
         (
             Error::AuthFailed,
             Code::InvalidArgument,

@@ -9,13 +9,13 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::Ctx;
+use crate::auth::ClientCertCn;
+use crate::auth::perm::Access;
 use crate::config::limits::WATCH_STREAM_RESPONSES_MAX;
 use crate::error::Error;
 use crate::proto::etcdserverpb::watch_server::Watch;
 use crate::proto::etcdserverpb::{WatchRequest, WatchResponse};
 use crate::watch::Hub;
-use crate::auth::ClientCertCn;
-use crate::auth::perm::Access;
 use crate::watch::stream::{self, HeaderFn, LeaderCheck, PermitFn, StreamContext, StreamSettings};
 
 /// The Watch service.

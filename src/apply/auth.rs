@@ -69,7 +69,10 @@ impl Applier {
         if !state.users.contains_key(name) {
             return failed(&Error::AuthFailed);
         }
-        let token = format!("{prefix}.{}", self.index.load(std::sync::atomic::Ordering::Relaxed));
+        let token = format!(
+            "{prefix}.{}",
+            self.index.load(std::sync::atomic::Ordering::Relaxed)
+        );
         self.auth.tokens().assign(token.clone(), name.to_owned());
         ok(token)
     }

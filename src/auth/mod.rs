@@ -160,10 +160,7 @@ impl Auth {
                 revision: self.state.revision(),
             }));
         }
-        self.identity_of(
-            request.metadata(),
-            request.extensions().get::<ClientCertCn>(),
-        )
+        self.identity_of(request.metadata(), request.extensions().get::<ClientCertCn>())
     }
 
     /// [`Auth::identity`] from a request's metadata and client-certificate CN (for streams
@@ -205,7 +202,13 @@ impl Auth {
     /// # Errors
     /// `UserEmpty` without an identity, `AuthOldRevision` when the identity predates an
     /// auth change, `PermissionDenied`.
-    pub fn check_range(&self, who: &Identity, key: &[u8], range_end: &[u8], access: Access) -> Result<(), Error> {
+    pub fn check_range(
+        &self,
+        who: &Identity,
+        key: &[u8],
+        range_end: &[u8],
+        access: Access,
+    ) -> Result<(), Error> {
         let state = self.state.read();
         if !state.enabled {
             return Ok(());
@@ -243,7 +246,12 @@ impl Auth {
     ///
     /// # Errors
     /// As [`Auth::check_range`].
-    pub fn check_put(&self, who: &Identity, p: &PutRequest, lease_keys: &[bytes::Bytes]) -> Result<(), Error> {
+    pub fn check_put(
+        &self,
+        who: &Identity,
+        p: &PutRequest,
+        lease_keys: &[bytes::Bytes],
+    ) -> Result<(), Error> {
         self.check_range(who, &p.key, &[], Access::Write)?;
         for k in lease_keys {
             self.check_range(who, k, &[], Access::Write)?;
@@ -286,7 +294,9 @@ impl Auth {
             match &op.request {
                 Some(request_op::Request::RequestRange(r)) => self.check_range_request(who, r)?,
                 // etcd checks only WRITE for a Put inside a Txn.
-                Some(request_op::Request::RequestPut(p)) => self.check_range(who, &p.key, &[], Access::Write)?,
+                Some(request_op::Request::RequestPut(p)) => {
+                    self.check_range(who, &p.key, &[], Access::Write)?
+                }
                 Some(request_op::Request::RequestDeleteRange(d)) => self.check_delete(who, d)?,
                 Some(request_op::Request::RequestTxn(t)) => self.check_txn(who, t)?,
                 None => {}

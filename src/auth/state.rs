@@ -397,7 +397,10 @@ mod tests {
         grant(&mut s, ROOT, ROOT).unwrap();
         assert!(s.apply(&Change::Enable).unwrap().changed);
         assert!(s.enabled);
-        assert!(!s.apply(&Change::Enable).unwrap().changed, "enable twice is a no-op");
+        assert!(
+            !s.apply(&Change::Enable).unwrap().changed,
+            "enable twice is a no-op"
+        );
     }
 
     #[test]
@@ -412,11 +415,17 @@ mod tests {
             name: ROOT.into(),
             role: ROOT.into(),
         };
-        assert_eq!(s.apply(&Change::UserRevokeRole(&revoke)), Err(Error::InvalidAuthMgmt));
+        assert_eq!(
+            s.apply(&Change::UserRevokeRole(&revoke)),
+            Err(Error::InvalidAuthMgmt)
+        );
         let del = pb::AuthUserDeleteRequest { name: ROOT.into() };
         assert_eq!(s.apply(&Change::UserDelete(&del)), Err(Error::InvalidAuthMgmt));
         let del_role = pb::AuthRoleDeleteRequest { role: ROOT.into() };
-        assert_eq!(s.apply(&Change::RoleDelete(&del_role)), Err(Error::InvalidAuthMgmt));
+        assert_eq!(
+            s.apply(&Change::RoleDelete(&del_role)),
+            Err(Error::InvalidAuthMgmt)
+        );
         s.apply(&Change::Disable).unwrap();
         assert!(s.apply(&Change::UserRevokeRole(&revoke)).is_ok());
     }
@@ -436,12 +445,18 @@ mod tests {
             .unwrap();
         grant(&mut s, "u", "r").unwrap();
         assert_eq!(s.revision, 4);
-        assert!(!grant(&mut s, "u", "r").unwrap().changed, "a second grant is ignored");
+        assert!(
+            !grant(&mut s, "u", "r").unwrap().changed,
+            "a second grant is ignored"
+        );
         let revoke = pb::AuthUserRevokeRoleRequest {
             name: "u".into(),
             role: "x".into(),
         };
-        assert_eq!(s.apply(&Change::UserRevokeRole(&revoke)), Err(Error::RoleNotGranted));
+        assert_eq!(
+            s.apply(&Change::UserRevokeRole(&revoke)),
+            Err(Error::RoleNotGranted)
+        );
     }
 
     #[test]
@@ -465,12 +480,24 @@ mod tests {
             s.apply(&Change::RoleGrantPermission(&missing)),
             Err(Error::PermissionNotGiven)
         );
-        s.apply(&Change::RoleGrantPermission(&grant_perm(PermType::Read, "b", "c")))
-            .unwrap();
-        s.apply(&Change::RoleGrantPermission(&grant_perm(PermType::Write, "a", "")))
-            .unwrap();
-        s.apply(&Change::RoleGrantPermission(&grant_perm(PermType::Readwrite, "b", "c")))
-            .unwrap();
+        s.apply(&Change::RoleGrantPermission(&grant_perm(
+            PermType::Read,
+            "b",
+            "c",
+        )))
+        .unwrap();
+        s.apply(&Change::RoleGrantPermission(&grant_perm(
+            PermType::Write,
+            "a",
+            "",
+        )))
+        .unwrap();
+        s.apply(&Change::RoleGrantPermission(&grant_perm(
+            PermType::Readwrite,
+            "b",
+            "c",
+        )))
+        .unwrap();
         let role = &s.roles["r"];
         assert_eq!(role.key_permission.len(), 2);
         assert_eq!(&role.key_permission[0].key[..], b"a");
@@ -504,8 +531,14 @@ mod tests {
         user_add(&mut s, "u").unwrap();
         user_add(&mut s, ROOT).unwrap();
         grant(&mut s, ROOT, ROOT).unwrap();
-        assert_eq!(s.check_range("u", b"k", b"", Access::Read), Err(Error::PermissionDenied));
-        assert_eq!(s.check_range("ghost", b"k", b"", Access::Read), Err(Error::PermissionDenied));
+        assert_eq!(
+            s.check_range("u", b"k", b"", Access::Read),
+            Err(Error::PermissionDenied)
+        );
+        assert_eq!(
+            s.check_range("ghost", b"k", b"", Access::Read),
+            Err(Error::PermissionDenied)
+        );
         assert!(s.check_range(ROOT, b"k", b"\0", Access::Write).is_ok());
         assert_eq!(s.check_admin("u"), Err(Error::PermissionDenied));
         assert_eq!(s.check_admin("ghost"), Err(Error::UserNotFound));

@@ -61,7 +61,7 @@ impl SimpleTokens {
         let now = Instant::now();
         let mut t = self.lock();
         t.assigned = t.assigned.wrapping_add(1);
-        if t.assigned % SIMPLE_TOKEN_SWEEP_EVERY == 0 || t.tokens.len() >= SIMPLE_TOKENS_MAX {
+        if t.assigned.is_multiple_of(SIMPLE_TOKEN_SWEEP_EVERY) || t.tokens.len() >= SIMPLE_TOKENS_MAX {
             t.tokens.retain(|_, e| e.deadline > now);
         }
         if t.tokens.len() >= SIMPLE_TOKENS_MAX

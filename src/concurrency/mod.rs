@@ -150,12 +150,7 @@ impl Client {
     /// # Errors
     /// The KV service's errors, [`relayed`].
     pub async fn range(&self, r: RangeRequest) -> Result<RangeResponse, Status> {
-        Ok(self
-            .kv
-            .range(internal(r))
-            .await
-            .map_err(relayed)?
-            .into_inner())
+        Ok(self.kv.range(internal(r)).await.map_err(relayed)?.into_inner())
     }
 
     /// A KV DeleteRange of one key (clientv3 `Delete(key)`).
@@ -410,7 +405,11 @@ mod tests {
 /// # Errors
 /// `etcdserver: invalid auth token`, `etcdserver: user name is empty`,
 /// `etcdserver: permission denied` (all Unknown).
-pub fn check_auth<T>(ctx: &crate::api::Ctx, request: &tonic::Request<T>, need: Need<'_>) -> Result<(), Status> {
+pub fn check_auth<T>(
+    ctx: &crate::api::Ctx,
+    request: &tonic::Request<T>,
+    need: Need<'_>,
+) -> Result<(), Status> {
     use crate::auth::perm::Access;
     let auth = ctx.applier.auth();
     if !auth.enabled() {
@@ -423,9 +422,11 @@ pub fn check_auth<T>(ctx: &crate::api::Ctx, request: &tonic::Request<T>, need: N
             let mut prefix = name.to_vec();
             prefix.push(b'/');
             let end = crate::mvcc::key_range::prefix_end(&prefix);
-            auth.check_range(&who, &prefix, &end, Access::Read).map_err(relay)?;
+            auth.check_range(&who, &prefix, &end, Access::Read)
+                .map_err(relay)?;
             if write {
-                auth.check_range(&who, &prefix, &end, Access::Write).map_err(relay)?;
+                auth.check_range(&who, &prefix, &end, Access::Write)
+                    .map_err(relay)?;
             }
         }
         Need::Key(key) => auth.check_range(&who, key, &[], Access::Write).map_err(relay)?,

@@ -535,7 +535,10 @@ mod tests {
         implemented.sort_unstable();
         let want = [
             "advertise-client-urls",
+            "auth-token",
+            "auth-token-ttl",
             "auto-tls",
+            "bcrypt-cost",
             "cert-file",
             "cipher-suites",
             "client-cert-allowed-hostname",

@@ -171,7 +171,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .state()
             .reload(&self.storage)
             .map_err(io::Error::other)?;
-        self.applier.alarms().reload(&self.storage).map_err(io::Error::other)?;
+        self.applier
+            .alarms()
+            .reload(&self.storage)
+            .map_err(io::Error::other)?;
         self.applied = installed.last_log_id;
         self.membership = installed.last_membership;
         Ok(())

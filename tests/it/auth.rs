@@ -68,10 +68,25 @@ async fn etcdctl_rbac_workflow_answers_like_etcd() {
         &["--user", "root:pw", "user", "delete", "root"],
         &["--user", "root:pw", "user", "revoke-role", "root", "root"],
         &["--user", "root:pw", "role", "delete", "root"],
-        &["--user", "root:pw", "role", "revoke-permission", "reader", "/nope"],
+        &[
+            "--user",
+            "root:pw",
+            "role",
+            "revoke-permission",
+            "reader",
+            "/nope",
+        ],
         &["--user", "root:pw", "user", "revoke-role", "alice", "root"],
         &["--user", "root:pw", "get", "/secret"],
-        &["--user", "root:pw", "role", "revoke-permission", "reader", "/pub/", "--prefix"],
+        &[
+            "--user",
+            "root:pw",
+            "role",
+            "revoke-permission",
+            "reader",
+            "/pub/",
+            "--prefix",
+        ],
         &["--user", "alice:apw", "get", "/pub/a"],
         &["--user", "root:pw", "auth", "disable"],
         &["get", "/secret"],
@@ -92,11 +107,19 @@ async fn etcdctl_rbac_workflow_answers_like_etcd() {
     ctl(m, &["auth", "enable"]);
     assert_eq!(
         ctl(m, &["--user", "bob:x", "put", "k", "v"]),
-        (false, String::new(), "Error: etcdserver: permission denied\n".into())
+        (
+            false,
+            String::new(),
+            "Error: etcdserver: permission denied\n".into()
+        )
     );
     assert_eq!(
         ctl(m, &["get", "k"]),
-        (false, String::new(), "Error: etcdserver: user name is empty\n".into())
+        (
+            false,
+            String::new(),
+            "Error: etcdserver: user name is empty\n".into()
+        )
     );
 }
 
@@ -188,7 +211,11 @@ async fn users_roles_and_enabled_auth_survive_a_restart() {
     );
     assert_eq!(
         ctl(&s, &["--user", "u:upw", "put", "/b", "1"]),
-        (false, String::new(), "Error: etcdserver: permission denied\n".into())
+        (
+            false,
+            String::new(),
+            "Error: etcdserver: permission denied\n".into()
+        )
     );
     assert_eq!(
         ctl(&s, &["--user", "root:pw", "role", "get", "r"]).1,
@@ -305,10 +332,19 @@ async fn rules(s: &Server) -> Vec<(String, Code, String)> {
         })
     );
     step!("add empty user", a.user_add(pb::AuthUserAddRequest::default()));
-    step!("enable without root role", a.auth_enable(pb::AuthEnableRequest {}));
+    step!(
+        "enable without root role",
+        a.auth_enable(pb::AuthEnableRequest {})
+    );
     step!("add empty role", a.role_add(pb::AuthRoleAddRequest::default()));
-    step!("add role r", a.role_add(pb::AuthRoleAddRequest { name: "r".into() }));
-    step!("add role r again", a.role_add(pb::AuthRoleAddRequest { name: "r".into() }));
+    step!(
+        "add role r",
+        a.role_add(pb::AuthRoleAddRequest { name: "r".into() })
+    );
+    step!(
+        "add role r again",
+        a.role_add(pb::AuthRoleAddRequest { name: "r".into() })
+    );
     step!(
         "get unknown user",
         a.user_get(pb::AuthUserGetRequest { name: "x".into() })
@@ -389,7 +425,10 @@ async fn rules(s: &Server) -> Vec<(String, Code, String)> {
         })
     );
     step!("enable", a.auth_enable(pb::AuthEnableRequest {}));
-    step!("enable again anonymously", a.auth_enable(pb::AuthEnableRequest {}));
+    step!(
+        "enable again anonymously",
+        a.auth_enable(pb::AuthEnableRequest {})
+    );
     step!("wrong password", login(&ch, "u", "nope"));
     step!("unknown user login", login(&ch, "ghost", "pw"));
     let root = login(&ch, "root", "pw").await.unwrap();
@@ -402,12 +441,39 @@ async fn rules(s: &Server) -> Vec<(String, Code, String)> {
         .metadata_mut()
         .insert("authorization", u.parse().unwrap());
     step!("range with authorization metadata", kv.range(via_authorization));
-    step!("u range a..c", kv.range(tok(pb::RangeRequest { range_end: "c".into(), ..range("a") }, &u)));
-    step!("u range a..d", kv.range(tok(pb::RangeRequest { range_end: "d".into(), ..range("a") }, &u)));
+    step!(
+        "u range a..c",
+        kv.range(tok(
+            pb::RangeRequest {
+                range_end: "c".into(),
+                ..range("a")
+            },
+            &u
+        ))
+    );
+    step!(
+        "u range a..d",
+        kv.range(tok(
+            pb::RangeRequest {
+                range_end: "d".into(),
+                ..range("a")
+            },
+            &u
+        ))
+    );
     step!("u range c", kv.range(tok(range("c"), &u)));
     step!("u put a", kv.put(tok(put("a"), &u)));
     step!("u put w/x", kv.put(tok(put("w/x"), &u)));
-    step!("u put w/x prev_kv", kv.put(tok(pb::PutRequest { prev_kv: true, ..put("w/x") }, &u)));
+    step!(
+        "u put w/x prev_kv",
+        kv.put(tok(
+            pb::PutRequest {
+                prev_kv: true,
+                ..put("w/x")
+            },
+            &u
+        ))
+    );
     step!(
         "u delete w/ prefix",
         kv.delete_range(tok(
@@ -494,11 +560,23 @@ async fn rules(s: &Server) -> Vec<(String, Code, String)> {
         .unwrap()
         .into_inner()
         .id;
-    kv.put(tok(pb::PutRequest { lease: l, ..put("a/leased") }, &root))
-        .await
-        .unwrap();
-    step!("u revokes a lease on a read-only key", lease.lease_revoke(tok(pb::LeaseRevokeRequest { id: l }, &u)));
-    step!("root revokes it", lease.lease_revoke(tok(pb::LeaseRevokeRequest { id: l }, &root)));
+    kv.put(tok(
+        pb::PutRequest {
+            lease: l,
+            ..put("a/leased")
+        },
+        &root,
+    ))
+    .await
+    .unwrap();
+    step!(
+        "u revokes a lease on a read-only key",
+        lease.lease_revoke(tok(pb::LeaseRevokeRequest { id: l }, &u))
+    );
+    step!(
+        "root revokes it",
+        lease.lease_revoke(tok(pb::LeaseRevokeRequest { id: l }, &root))
+    );
     // Administration: root only; Status and Alarm GET for everyone.
     let mut m = MaintenanceClient::new(ch.clone());
     step!("u status", m.status(tok(pb::StatusRequest {}, &u)));
@@ -517,25 +595,65 @@ async fn rules(s: &Server) -> Vec<(String, Code, String)> {
     step!("u defragment", m.defragment(tok(pb::DefragmentRequest {}, &u)));
     step!("u hash", m.hash(tok(pb::HashRequest {}, &u)));
     step!("u hashkv", m.hash_kv(tok(pb::HashKvRequest { revision: 0 }, &u)));
-    step!("root defragment", m.defragment(tok(pb::DefragmentRequest {}, &root)));
+    step!(
+        "root defragment",
+        m.defragment(tok(pb::DefragmentRequest {}, &root))
+    );
     step!("u user list", a.user_list(tok(pb::AuthUserListRequest {}, &u)));
-    step!("u get itself", a.user_get(tok(pb::AuthUserGetRequest { name: "u".into() }, &u)));
-    step!("u get root", a.user_get(tok(pb::AuthUserGetRequest { name: "root".into() }, &u)));
-    step!("u get own role", a.role_get(tok(pb::AuthRoleGetRequest { role: "r".into() }, &u)));
-    step!("u get root role", a.role_get(tok(pb::AuthRoleGetRequest { role: "root".into() }, &u)));
-    step!("u adds a user", a.user_add(tok(pb::AuthUserAddRequest { name: "v".into(), password: "p".into(), ..Default::default() }, &u)));
+    step!(
+        "u get itself",
+        a.user_get(tok(pb::AuthUserGetRequest { name: "u".into() }, &u))
+    );
+    step!(
+        "u get root",
+        a.user_get(tok(pb::AuthUserGetRequest { name: "root".into() }, &u))
+    );
+    step!(
+        "u get own role",
+        a.role_get(tok(pb::AuthRoleGetRequest { role: "r".into() }, &u))
+    );
+    step!(
+        "u get root role",
+        a.role_get(tok(pb::AuthRoleGetRequest { role: "root".into() }, &u))
+    );
+    step!(
+        "u adds a user",
+        a.user_add(tok(
+            pb::AuthUserAddRequest {
+                name: "v".into(),
+                password: "p".into(),
+                ..Default::default()
+            },
+            &u
+        ))
+    );
     step!("anonymous role list", a.role_list(pb::AuthRoleListRequest {}));
-    step!("root deletes root", a.user_delete(tok(pb::AuthUserDeleteRequest { name: "root".into() }, &root)));
-    step!("root deletes role root", a.role_delete(tok(pb::AuthRoleDeleteRequest { role: "root".into() }, &root)));
+    step!(
+        "root deletes root",
+        a.user_delete(tok(pb::AuthUserDeleteRequest { name: "root".into() }, &root))
+    );
+    step!(
+        "root deletes role root",
+        a.role_delete(tok(pb::AuthRoleDeleteRequest { role: "root".into() }, &root))
+    );
     step!(
         "root revokes root from root",
-        a.user_revoke_role(tok(pb::AuthUserRevokeRoleRequest { name: "root".into(), role: "root".into() }, &root))
+        a.user_revoke_role(tok(
+            pb::AuthUserRevokeRoleRequest {
+                name: "root".into(),
+                role: "root".into()
+            },
+            &root
+        ))
     );
     step!(
         "root gets the missing root role",
         a.role_get(tok(pb::AuthRoleGetRequest { role: "root".into() }, &root))
     );
-    step!("root adds role root", a.role_add(tok(pb::AuthRoleAddRequest { name: "root".into() }, &root)));
+    step!(
+        "root adds role root",
+        a.role_add(tok(pb::AuthRoleAddRequest { name: "root".into() }, &root))
+    );
     let roles = a
         .role_get(tok(pb::AuthRoleGetRequest { role: "root".into() }, &root))
         .await
@@ -551,10 +669,19 @@ async fn rules(s: &Server) -> Vec<(String, Code, String)> {
         .users;
     out.push(("user list".into(), Code::Ok, users.join(",")));
     // Deleting the role drops it from its users: u can no longer read.
-    step!("root deletes r", a.role_delete(tok(pb::AuthRoleDeleteRequest { role: "r".into() }, &root)));
+    step!(
+        "root deletes r",
+        a.role_delete(tok(pb::AuthRoleDeleteRequest { role: "r".into() }, &root))
+    );
     let u = login(&ch, "u", "upw").await.unwrap();
-    step!("u range b after its role went away", kv.range(tok(range("b"), &u)));
-    step!("root disables", a.auth_disable(tok(pb::AuthDisableRequest {}, &root)));
+    step!(
+        "u range b after its role went away",
+        kv.range(tok(range("b"), &u))
+    );
+    step!(
+        "root disables",
+        a.auth_disable(tok(pb::AuthDisableRequest {}, &root))
+    );
     step!("anonymous range after disable", kv.range(range("b")));
     out
 }
@@ -574,18 +701,42 @@ const DIFFERS_FROM_3_4: &[(&str, (Code, &str))] = &[
     ),
     // 3.4's authMaintenanceServer returns the raw `auth: permission denied` (code Unknown);
     // 3.5 maps it through togRPCError.
-    ("u defragment", (Code::PermissionDenied, "etcdserver: permission denied")),
-    ("u hash", (Code::PermissionDenied, "etcdserver: permission denied")),
-    ("u hashkv", (Code::PermissionDenied, "etcdserver: permission denied")),
+    (
+        "u defragment",
+        (Code::PermissionDenied, "etcdserver: permission denied"),
+    ),
+    (
+        "u hash",
+        (Code::PermissionDenied, "etcdserver: permission denied"),
+    ),
+    (
+        "u hashkv",
+        (Code::PermissionDenied, "etcdserver: permission denied"),
+    ),
     // 3.5 added UserList and RoleList to needAdminPermission; 3.4 lists for anyone.
-    ("u user list", (Code::PermissionDenied, "etcdserver: permission denied")),
-    ("anonymous role list", (Code::InvalidArgument, "etcdserver: user name is empty")),
+    (
+        "u user list",
+        (Code::PermissionDenied, "etcdserver: permission denied"),
+    ),
+    (
+        "anonymous role list",
+        (Code::InvalidArgument, "etcdserver: user name is empty"),
+    ),
     // 3.5 `authApplierV3.UserGet/RoleGet`: only root, the user itself, or a holder of the role.
-    ("u get root", (Code::PermissionDenied, "etcdserver: permission denied")),
-    ("u get root role", (Code::PermissionDenied, "etcdserver: permission denied")),
+    (
+        "u get root",
+        (Code::PermissionDenied, "etcdserver: permission denied"),
+    ),
+    (
+        "u get root role",
+        (Code::PermissionDenied, "etcdserver: permission denied"),
+    ),
     // etcd 3.4.23 applied this UserAdd from a non-root user; 3.5/3.6 (needAdminPermission)
     // and the spec require the root role.
-    ("u adds a user", (Code::PermissionDenied, "etcdserver: permission denied")),
+    (
+        "u adds a user",
+        (Code::PermissionDenied, "etcdserver: permission denied"),
+    ),
     ("user list", (Code::Ok, "root,u")),
     // 3.5 RoleGet synthesises root's whole-keyspace READWRITE; 3.4 lists nothing.
     (
@@ -669,11 +820,13 @@ async fn a_watch_without_read_permission_is_created_canceled_like_etcd() {
         .unwrap();
         let u = login(&ch, "u", "p").await.unwrap();
         let create = |key: &str, end: &str| pb::WatchRequest {
-            request_union: Some(watch_request::RequestUnion::CreateRequest(pb::WatchCreateRequest {
-                key: key.as_bytes().to_vec().into(),
-                range_end: end.as_bytes().to_vec().into(),
-                ..Default::default()
-            })),
+            request_union: Some(watch_request::RequestUnion::CreateRequest(
+                pb::WatchCreateRequest {
+                    key: key.as_bytes().to_vec().into(),
+                    range_end: end.as_bytes().to_vec().into(),
+                    ..Default::default()
+                },
+            )),
         };
         let reqs = vec![create("z", ""), create("a", "c"), create("a", "b")];
         let mut stream = WatchClient::new(ch.clone())
@@ -709,11 +862,21 @@ async fn the_json_gateway_authenticates_with_the_authorization_header() {
     let ch = s.channel().await.unwrap();
     setup_root(&ch).await;
     let p = s.client_port;
-    let r = send(p, "POST", "/v3/auth/authenticate", r#"{"name":"root","password":"pw"}"#, &[]).await;
+    let r = send(
+        p,
+        "POST",
+        "/v3/auth/authenticate",
+        r#"{"name":"root","password":"pw"}"#,
+        &[],
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
     let token = r.json()["token"].as_str().unwrap().to_string();
     let (prefix, index) = token.split_once('.').unwrap();
-    assert!(prefix.len() == 16 && prefix.bytes().all(|b| b.is_ascii_alphabetic()), "{token}");
+    assert!(
+        prefix.len() == 16 && prefix.bytes().all(|b| b.is_ascii_alphabetic()),
+        "{token}"
+    );
     assert!(index.parse::<u64>().is_ok(), "{token}");
     let body = format!(r#"{{"key":"{}","value":"{}"}}"#, b64(b"k"), b64(b"v"));
     let denied = send(p, "POST", "/v3/kv/put", &body, &[]).await;
@@ -729,7 +892,10 @@ async fn the_json_gateway_authenticates_with_the_authorization_header() {
 
 #[tokio::test]
 async fn jwt_tokens_and_bad_bcrypt_costs_are_startup_errors() {
-    for flag in ["--auth-token=jwt,pub-key=a,priv-key=b,sign-method=RS256", "--bcrypt-cost=3"] {
+    for flag in [
+        "--auth-token=jwt,pub-key=a,priv-key=b,sign-method=RS256",
+        "--bcrypt-cost=3",
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let (client, peer) = (crate::harness::free_port(), crate::harness::free_port());
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_mainstay"))
@@ -778,7 +944,15 @@ async fn lock_and_election_run_with_the_callers_permissions_like_etcd() {
             .await
             .unwrap();
         let u = login(&ch, "u", "p").await.unwrap();
-        let lock = |t: &str| tok(LockRequest { name: "l".into(), lease: 0 }, t);
+        let lock = |t: &str| {
+            tok(
+                LockRequest {
+                    name: "l".into(),
+                    lease: 0,
+                },
+                t,
+            )
+        };
         let mut locks = LockClient::new(ch.clone());
         let mut got = vec![status(locks.lock(lock(&u)).await)];
         let ok = locks.lock(lock(&root)).await.unwrap().into_inner();

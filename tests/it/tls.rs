@@ -437,7 +437,14 @@ async fn with_auth_enabled_the_client_certificate_cn_is_the_user_like_etcd() {
         vec!["role", "add", "root"],
         vec!["user", "grant-role", "root", "root"],
         vec!["role", "add", "k8s"],
-        vec!["role", "grant-permission", "k8s", "readwrite", "/registry/", "--prefix"],
+        vec![
+            "role",
+            "grant-permission",
+            "k8s",
+            "readwrite",
+            "/registry/",
+            "--prefix",
+        ],
         vec!["user", "add", &grant_user],
         vec!["user", "grant-role", user, "k8s"],
         vec!["auth", "enable"],
@@ -456,8 +463,18 @@ async fn with_auth_enabled_the_client_certificate_cn_is_the_user_like_etcd() {
                 .collect();
             (ok, out, err)
         };
-        let allowed = strip(etcdctl(&server, &pki.ca_file, Some(&pki.client), &["put", "/registry/a", "1"]));
-        let denied = strip(etcdctl(&server, &pki.ca_file, Some(&pki.client), &["put", "/other", "1"]));
+        let allowed = strip(etcdctl(
+            &server,
+            &pki.ca_file,
+            Some(&pki.client),
+            &["put", "/registry/a", "1"],
+        ));
+        let denied = strip(etcdctl(
+            &server,
+            &pki.ca_file,
+            Some(&pki.client),
+            &["put", "/other", "1"],
+        ));
         let as_root = strip(etcdctl(
             &server,
             &pki.ca_file,
@@ -470,7 +487,11 @@ async fn with_auth_enabled_the_client_certificate_cn_is_the_user_like_etcd() {
     assert_eq!(outputs[1].0, (true, "OK\n".into(), String::new()));
     assert_eq!(
         outputs[1].1,
-        (false, String::new(), "Error: etcdserver: permission denied".into())
+        (
+            false,
+            String::new(),
+            "Error: etcdserver: permission denied".into()
+        )
     );
 }
 
