@@ -969,3 +969,58 @@ async fn lock_and_election_run_with_the_callers_permissions_like_etcd() {
         (Code::Unknown, "etcdserver: permission denied".into())
     );
 }
+
+#[tokio::test]
+async fn etcd_restored_from_a_mainstay_snapshot_keeps_users_roles_and_enabled_auth() {
+    // The Snapshot image's `auth`, `authUsers` and `authRoles` buckets use etcd's encodings
+    // (authpb.User with a Go-compatible bcrypt hash, authpb.Role, authEnabled/authRevision), so
+    // a stock etcd restored from it enforces the same users, passwords and permissions.
+    let (dm, de) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let m = Server::mainstay(dm.path()).await;
+    for args in [
+        &["user", "add", "root:pw"][..],
+        &["role", "add", "root"],
+        &["user", "grant-role", "root", "root"],
+        &["role", "add", "r"],
+        &["role", "grant-permission", "r", "read", "/a/", "--prefix"],
+        &["user", "add", "u:upw"],
+        &["user", "grant-role", "u", "r"],
+        &["put", "/a/1", "one"],
+        &["auth", "enable"],
+    ] {
+        let (ok, _, err) = ctl(&m, args);
+        assert!(ok, "{args:?}: {err}");
+    }
+    let file = dm.path().join("snap.db");
+    let (ok, _, err) = ctl(&m, &["--user", "root:pw", "snapshot", "save", &file.display().to_string()]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = ctl(&m, &["snapshot", "save", &dm.path().join("x.db").display().to_string()]);
+    assert!(!ok && err.contains("etcdserver: user name is empty"), "{err}");
+    let e = Server::etcd_restored(de.path(), &file).await;
+    for s in [&m, &e] {
+        assert_eq!(
+            ctl(s, &["--user", "u:upw", "get", "/a/1", "--print-value-only"]),
+            (true, "one\n".into(), String::new()),
+            "{:?}",
+            s.kind
+        );
+        assert_eq!(
+            ctl(s, &["--user", "u:upw", "put", "/a/1", "x"]),
+            (false, String::new(), "Error: etcdserver: permission denied\n".into()),
+            "{:?}",
+            s.kind
+        );
+        assert_eq!(
+            ctl(s, &["--user", "u:wrong", "get", "/a/1"]).2,
+            "Error: etcdserver: authentication failed, invalid user ID or password\n",
+            "{:?}",
+            s.kind
+        );
+        assert_eq!(
+            ctl(s, &["--user", "root:pw", "user", "list"]).1,
+            "root\nu\n",
+            "{:?}",
+            s.kind
+        );
+    }
+}
