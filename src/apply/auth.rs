@@ -140,7 +140,89 @@ pub(super) fn code_error(code: ApplyErrorCode) -> Option<Error> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::auth::{Auth, AuthSettings};
+    use crate::auth::state::AuthState;
+    use crate::proto::etcdserverpb as pb;
+    use crate::proto::mainstaypb::AuthInfo;
+    use crate::storage::Storage;
+
+    fn applier(storage: &Storage) -> Applier {
+        let store = crate::mvcc::Store::open(storage.clone()).unwrap();
+        let lessor = crate::lease::Lessor::load(storage, &store).unwrap();
+        let alarms = crate::alarm::Alarms::load(storage).unwrap();
+        let auth = Auth::new(AuthState::load(storage).unwrap(), AuthSettings::default());
+        Applier::new(store, lessor, alarms).with_auth(Arc::new(auth))
+    }
+
+    fn run(a: &Applier, command: &Command) -> ApplyResult {
+        let store = a.store().clone();
+        let mut batch = store.batch();
+        let r = a.apply(command, &mut batch).unwrap();
+        batch.commit(|_| {}).unwrap();
+        r.0
+    }
+
+    #[test]
+    fn a_write_checked_before_an_auth_change_is_refused_and_auth_state_persists() {
+        // etcd authApplierV3 / isOpPermitted: `revision of auth store is old`.
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path()).unwrap();
+        let a = applier(&storage);
+        let add = |name: &str| {
+            Command::new(internal_request::Request::AuthUserAdd(pb::AuthUserAddRequest {
+                name: name.into(),
+                hashed_password: "$2a$04$x".into(),
+                ..Default::default()
+            }))
+        };
+        assert_eq!(run(&a, &add("root")).error, ApplyErrorCode::ApplyOk as i32);
+        let grant = Command::new(internal_request::Request::AuthUserGrantRole(
+            pb::AuthUserGrantRoleRequest {
+                user: "root".into(),
+                role: "root".into(),
+            },
+        ));
+        run(&a, &grant);
+        let enable = Command::new(internal_request::Request::AuthEnable(pb::AuthEnableRequest {}));
+        assert_eq!(run(&a, &enable).error, ApplyErrorCode::ApplyOk as i32);
+        let checked_at = a.auth().state().revision();
+        let stamped = |revision| {
+            Command::new(internal_request::Request::Put(pb::PutRequest {
+                key: "k".into(),
+                ..Default::default()
+            }))
+            .with_auth(Some(AuthInfo {
+                username: "root".into(),
+                revision,
+            }))
+        };
+        assert_eq!(run(&a, &stamped(checked_at)).error, ApplyErrorCode::ApplyOk as i32);
+        run(&a, &add("other"));
+        assert_eq!(
+            run(&a, &stamped(checked_at)).error,
+            ApplyErrorCode::AuthOldRevision as i32
+        );
+        // Authenticate mints `<prefix>.<raft index>` and records the token.
+        a.set_index(42);
+        let login = Command::new(internal_request::Request::Authenticate(
+            crate::proto::mainstaypb::AuthenticateCommand {
+                name: "root".into(),
+                simple_token_prefix: "abcdefghijklmnop".into(),
+            },
+        ));
+        match run(&a, &login).response {
+            Some(apply_result::Response::Auth(r)) => assert_eq!(r.token, "abcdefghijklmnop.42"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(a.auth().tokens().user("abcdefghijklmnop.42").as_deref(), Some("root"));
+        // The state is in `meta` and survives a reload.
+        let reloaded = AuthState::load(&storage).unwrap();
+        assert!(reloaded.enabled());
+        assert_eq!(reloaded.read().users.len(), 2);
+    }
 
     #[test]
     fn every_auth_error_survives_the_apply_code_round_trip() {

@@ -236,6 +236,21 @@ mod tests {
     }
 
     #[test]
+    fn the_auth_state_travels_in_the_snapshot() {
+        let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let a = Storage::open(a_dir.path()).unwrap();
+        a.meta.insert(schema::META_AUTH, b"auth-record").unwrap();
+        let image = export(&a, &a.db.snapshot(), &SnapshotMeta::default()).unwrap();
+        let b = Storage::open(b_dir.path()).unwrap();
+        b.meta.insert(schema::META_AUTH, b"stale").unwrap();
+        install(&b, &image).unwrap();
+        assert_eq!(
+            b.meta.get(schema::META_AUTH).unwrap().as_deref(),
+            Some(&b"auth-record"[..])
+        );
+    }
+
+    #[test]
     fn a_corrupt_image_is_refused_before_anything_changes() {
         let dir = tempfile::tempdir().unwrap();
         let s = Storage::open(dir.path()).unwrap();
