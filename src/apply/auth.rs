@@ -143,8 +143,8 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::auth::{Auth, AuthSettings};
     use crate::auth::state::AuthState;
+    use crate::auth::{Auth, AuthSettings};
     use crate::proto::etcdserverpb as pb;
     use crate::proto::mainstaypb::AuthInfo;
     use crate::storage::Storage;
@@ -199,7 +199,10 @@ mod tests {
                 revision,
             }))
         };
-        assert_eq!(run(&a, &stamped(checked_at)).error, ApplyErrorCode::ApplyOk as i32);
+        assert_eq!(
+            run(&a, &stamped(checked_at)).error,
+            ApplyErrorCode::ApplyOk as i32
+        );
         run(&a, &add("other"));
         assert_eq!(
             run(&a, &stamped(checked_at)).error,
@@ -217,7 +220,10 @@ mod tests {
             Some(apply_result::Response::Auth(r)) => assert_eq!(r.token, "abcdefghijklmnop.42"),
             other => panic!("{other:?}"),
         }
-        assert_eq!(a.auth().tokens().user("abcdefghijklmnop.42").as_deref(), Some("root"));
+        assert_eq!(
+            a.auth().tokens().user("abcdefghijklmnop.42").as_deref(),
+            Some("root")
+        );
         // The state is in `meta` and survives a reload.
         let reloaded = AuthState::load(&storage).unwrap();
         assert!(reloaded.enabled());
