@@ -100,6 +100,40 @@ pub enum Error {
     InvalidDowngradeTargetVersion,
     #[error("no inflight downgrade job")]
     NoInflightDowngrade,
+    #[error("root user does not exist")]
+    RootUserNotExist,
+    #[error("root user does not have root role")]
+    RootRoleNotExist,
+    #[error("user name already exists")]
+    UserAlreadyExist,
+    #[error("user name is empty")]
+    UserEmpty,
+    #[error("user name not found")]
+    UserNotFound,
+    #[error("role name already exists")]
+    RoleAlreadyExist,
+    #[error("role name not found")]
+    RoleNotFound,
+    #[error("role name is empty")]
+    RoleEmpty,
+    #[error("authentication failed, invalid user ID or password")]
+    AuthFailed,
+    #[error("permission not given")]
+    PermissionNotGiven,
+    #[error("permission denied")]
+    PermissionDenied,
+    #[error("role is not granted to the user")]
+    RoleNotGranted,
+    #[error("permission is not granted to the role")]
+    PermissionNotGranted,
+    #[error("authentication is not enabled")]
+    AuthNotEnabled,
+    #[error("invalid auth token")]
+    InvalidAuthToken,
+    #[error("invalid auth management")]
+    InvalidAuthMgmt,
+    #[error("revision of auth store is old")]
+    AuthOldRevision,
     /// An RPC whose implementation arrives in a later issue; answered as gRPC `Unimplemented`.
     #[error("{0} is not implemented yet")]
     Unimplemented(&'static str),

@@ -22,6 +22,7 @@
 pub mod alarm;
 pub mod api;
 pub mod apply;
+pub mod auth;
 pub mod bbolt;
 pub mod cluster;
 pub mod concurrency;

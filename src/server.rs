@@ -8,13 +8,13 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 use crate::alarm::Alarms;
+use crate::api::auth::AuthService;
 use crate::api::cluster::ClusterService;
 use crate::api::election::ElectionService;
 use crate::api::kv::KvService;
 use crate::api::lease::{LeaseService, min_ttl_secs};
 use crate::api::lock::LockService;
 use crate::api::maintenance::MaintenanceService;
-use crate::api::unimplemented::AuthService;
 use crate::api::watch::WatchService;
 use crate::api::{Ctx, Limits};
 use crate::apply::Applier;
@@ -73,6 +73,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Some(tls) => Some(crate::tls::peer_client::client_config(tls)?),
         None => None,
     };
+    let auth_settings = crate::auth::AuthSettings::from_config(&config)?;
     let plans = listener::plan(&config, client_tls.as_deref())?;
     if let Some(tls) = &client_tls
         && let Err(e) = crate::tls::reload::spawn_watcher(tls.clone(), "client")
@@ -87,7 +88,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let hub = Hub::new(store.committed_revision());
     let lessor = Lessor::load(&storage, &store)?;
     let alarms = Alarms::load(&storage)?;
-    let applier = Arc::new(Applier::new(store.clone(), lessor.clone(), alarms));
+    let auth = crate::auth::Auth::new(crate::auth::state::AuthState::load(&storage)?, auth_settings);
+    let applier = Arc::new(Applier::new(store.clone(), lessor.clone(), alarms).with_auth(Arc::new(auth)));
     let client_urls: Vec<String> = config.advertise_client_urls.iter().map(go_url).collect();
     let node = MemberNode {
         name: config.name.clone(),
@@ -245,7 +247,7 @@ async fn grpc_router(
         )),
         cluster: Arc::new(ClusterService::new(ctx.clone())),
         maintenance: Arc::new(MaintenanceService::new(ctx.clone())),
-        auth: Arc::new(AuthService),
+        auth: Arc::new(AuthService::new(ctx.clone())),
         lock: Arc::new(LockService::new(ctx.clone(), hub.clone())),
         election: Arc::new(ElectionService::new(ctx.clone(), hub)),
     };

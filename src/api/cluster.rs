@@ -33,6 +33,7 @@ impl Cluster for ClusterService {
     /// the current time (etcd `membership.NewMember` with an empty cluster name); it has no
     /// name or client URLs until it starts and publishes them.
     async fn member_add(&self, r: Request<MemberAddRequest>) -> Result<Response<MemberAddResponse>, Status> {
+        self.ctx.admin(&r)?;
         let r = r.into_inner();
         let peer_urls = valid_peer_urls(&r.peer_ur_ls)?;
         let now = SystemTime::now()
@@ -65,6 +66,7 @@ impl Cluster for ClusterService {
         &self,
         r: Request<MemberRemoveRequest>,
     ) -> Result<Response<MemberRemoveResponse>, Status> {
+        self.ctx.admin(&r)?;
         let id = r.into_inner().id;
         self.ctx.raft.change_members(MemberChange::Remove { id }).await?;
         Ok(Response::new(MemberRemoveResponse {
@@ -78,6 +80,7 @@ impl Cluster for ClusterService {
         &self,
         r: Request<MemberUpdateRequest>,
     ) -> Result<Response<MemberUpdateResponse>, Status> {
+        self.ctx.admin(&r)?;
         let r = r.into_inner();
         let peer_urls = valid_peer_urls(&r.peer_ur_ls)?;
         self.ctx
@@ -113,6 +116,7 @@ impl Cluster for ClusterService {
         &self,
         r: Request<MemberPromoteRequest>,
     ) -> Result<Response<MemberPromoteResponse>, Status> {
+        self.ctx.admin(&r)?;
         let id = r.into_inner().id;
         self.ctx.raft.change_members(MemberChange::Promote { id }).await?;
         Ok(Response::new(MemberPromoteResponse {

@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status};
 
 use super::Ctx;
 use crate::concurrency::election::{self, Leadership};
-use crate::concurrency::{Client, ERR_MISSING_LEADER_KEY, go_error};
+use crate::concurrency::{Client, ERR_MISSING_LEADER_KEY, Need, check_auth, go_error};
 use crate::proto::v3electionpb::election_server::Election;
 use crate::proto::v3electionpb::{
     CampaignRequest, CampaignResponse, LeaderKey, LeaderRequest, LeaderResponse, ProclaimRequest,
@@ -67,6 +67,15 @@ impl Election for ElectionService {
         &self,
         request: Request<CampaignRequest>,
     ) -> Result<Response<CampaignResponse>, Status> {
+        let name = request.get_ref().name.clone();
+        check_auth(
+            self.client.ctx(),
+            &request,
+            Need::Prefix {
+                name: &name,
+                write: true,
+            },
+        )?;
         let r = request.into_inner();
         let (header, l) = election::campaign(&self.client, &r.name, r.lease, r.value).await?;
         Ok(Response::new(CampaignResponse {
@@ -90,6 +99,9 @@ impl Election for ElectionService {
         &self,
         request: Request<ProclaimRequest>,
     ) -> Result<Response<ProclaimResponse>, Status> {
+        if let Some(key) = request.get_ref().leader.as_ref().map(|l| l.key.clone()) {
+            check_auth(self.client.ctx(), &request, Need::Key(&key))?;
+        }
         let r = request.into_inner();
         let leadership = self.leadership(r.leader).await?;
         let header = election::proclaim(&self.client, &leadership, r.value).await?;
@@ -101,6 +113,15 @@ impl Election for ElectionService {
     /// # Errors
     /// `election: no leader` (Unknown) when nobody campaigns; KV errors (relayed as Unknown).
     async fn leader(&self, request: Request<LeaderRequest>) -> Result<Response<LeaderResponse>, Status> {
+        let name = request.get_ref().name.clone();
+        check_auth(
+            self.client.ctx(),
+            &request,
+            Need::Prefix {
+                name: &name,
+                write: false,
+            },
+        )?;
         let (header, kv) = election::leader(&self.client, &request.into_inner().name).await?;
         Ok(Response::new(LeaderResponse { header, kv: Some(kv) }))
     }
@@ -109,6 +130,15 @@ impl Election for ElectionService {
     /// leader appears) and on every proclamation and change of leader. The stream ends when the
     /// client goes away.
     async fn observe(&self, request: Request<LeaderRequest>) -> Result<Response<ObserveStream>, Status> {
+        let name = request.get_ref().name.clone();
+        check_auth(
+            self.client.ctx(),
+            &request,
+            Need::Prefix {
+                name: &name,
+                write: false,
+            },
+        )?;
         let name = request.into_inner().name;
         let (tx, rx) = mpsc::channel(OBSERVE_BUFFER);
         let client = self.client.clone();
@@ -129,6 +159,9 @@ impl Election for ElectionService {
     /// # Errors
     /// `"leader" field must be provided` (Unknown); KV errors (relayed as Unknown).
     async fn resign(&self, request: Request<ResignRequest>) -> Result<Response<ResignResponse>, Status> {
+        if let Some(key) = request.get_ref().leader.as_ref().map(|l| l.key.clone()) {
+            check_auth(self.client.ctx(), &request, Need::Key(&key))?;
+        }
         let leadership = self.leadership(request.into_inner().leader).await?;
         let header = election::resign(&self.client, &leadership).await?;
         Ok(Response::new(ResignResponse { header }))

@@ -121,7 +121,16 @@ impl Lease for LeaseService {
         &self,
         request: Request<LeaseRevokeRequest>,
     ) -> Result<Response<LeaseRevokeResponse>, Status> {
-        let cmd = Command::new(internal_request::Request::LeaseRevoke(request.into_inner()));
+        // etcd `authApplierV3.LeaseRevoke`: WRITE on every key attached to the lease.
+        let auth = self.ctx.applier.auth();
+        let who = auth.identity(&request)?;
+        let r = request.into_inner();
+        if auth.enabled() {
+            for key in self.lessor.keys(LeaseId(r.id)).unwrap_or_default() {
+                auth.check_range(&who, &key, &[], crate::auth::perm::Access::Write)?;
+            }
+        }
+        let cmd = Command::new(internal_request::Request::LeaseRevoke(r)).with_auth(auth.stamp(&who));
         match self.ctx.raft.propose(cmd).await?.0.response {
             Some(apply_result::Response::LeaseRevoke(mut r)) => {
                 r.header = self.ctx.complete(r.header);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::Ctx;
-use crate::concurrency::{Client, mutex};
+use crate::concurrency::{Client, Need, check_auth, mutex};
 use crate::proto::v3lockpb::lock_server::Lock;
 use crate::proto::v3lockpb::{LockRequest, LockResponse, UnlockRequest, UnlockResponse};
 use crate::watch::Hub;
@@ -37,6 +37,15 @@ impl Lock for LockService {
     /// All code Unknown, as etcd relays them: `etcdserver: requested lease not found` for an
     /// unknown lease, `session expired` when the lease expired while waiting, other KV errors.
     async fn lock(&self, request: Request<LockRequest>) -> Result<Response<LockResponse>, Status> {
+        let name = request.get_ref().name.clone();
+        check_auth(
+            self.client.ctx(),
+            &request,
+            Need::Prefix {
+                name: &name,
+                write: true,
+            },
+        )?;
         let r = request.into_inner();
         let locked = mutex::lock(&self.client, &r.name, r.lease).await?;
         Ok(Response::new(LockResponse {
@@ -51,6 +60,8 @@ impl Lock for LockService {
     /// Code Unknown, as etcd relays them: `etcdserver: key is not provided` for an empty key,
     /// other KV errors.
     async fn unlock(&self, request: Request<UnlockRequest>) -> Result<Response<UnlockResponse>, Status> {
+        let key = request.get_ref().key.clone();
+        check_auth(self.client.ctx(), &request, Need::Key(&key))?;
         let resp = self.client.delete(request.into_inner().key).await?;
         Ok(Response::new(UnlockResponse { header: resp.header }))
     }

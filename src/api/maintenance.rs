@@ -63,8 +63,11 @@ impl Maintenance for MaintenanceService {
     /// GET lists active alarms (type NONE = all) from the local table; ACTIVATE and DEACTIVATE
     /// go through raft and answer the alarm that changed (etcd `applierV3backend.Alarm`).
     async fn alarm(&self, request: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
-        let r = request.into_inner();
         let ctx = &self.ctx;
+        if AlarmAction::try_from(request.get_ref().action) != Ok(AlarmAction::Get) {
+            ctx.admin(&request)?;
+        }
+        let r = request.into_inner();
         if AlarmAction::try_from(r.action) == Ok(AlarmAction::Get) {
             let alarms = ctx.applier.alarms().get(r.alarm);
             return Ok(Response::new(AlarmResponse {
@@ -119,8 +122,9 @@ impl Maintenance for MaintenanceService {
     /// and writes go on, so unlike etcd's bbolt defrag nothing is blocked.
     async fn defragment(
         &self,
-        _r: Request<DefragmentRequest>,
+        r: Request<DefragmentRequest>,
     ) -> Result<Response<DefragmentResponse>, Status> {
+        self.ctx.admin(&r)?;
         let storage = self.ctx.storage.clone();
         let _defrag = crate::metrics::record::defrag();
         tokio::task::spawn_blocking(move || storage.defragment())
@@ -134,7 +138,8 @@ impl Maintenance for MaintenanceService {
 
     /// A CRC-32C over the replicated key space and leases (etcd hashes its whole backend; ours
     /// leaves out member-local raft state so members can be compared).
-    async fn hash(&self, _r: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+    async fn hash(&self, r: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+        self.ctx.admin(&r)?;
         let ctx = &self.ctx;
         let _timer = crate::metrics::record::timer(|m| &m.hash_duration);
         let (kv_hash, _, _) = ctx.store.hash_kv(0)?;
@@ -154,6 +159,7 @@ impl Maintenance for MaintenanceService {
     /// etcd `HashKV`: the hash of the key space at `revision` (0 = current), with the
     /// compaction revision and (3.6) the hashed revision.
     async fn hash_kv(&self, request: Request<HashKvRequest>) -> Result<Response<HashKvResponse>, Status> {
+        self.ctx.admin(&request)?;
         let ctx = &self.ctx;
         let _timer = crate::metrics::record::timer(|m| &m.hash_rev_duration);
         let (hash, compact, at) = ctx.store.hash_kv(request.into_inner().revision)?;
@@ -172,7 +178,8 @@ impl Maintenance for MaintenanceService {
     /// header, as etcd sends none. The image comes from a fjall read view, so writes go on
     /// while it is built; it is spooled to an unnamed temporary file first (the stream needs
     /// its size up front) and memory stays bounded.
-    async fn snapshot(&self, _r: Request<SnapshotRequest>) -> Result<Response<SnapshotStream>, Status> {
+    async fn snapshot(&self, r: Request<SnapshotRequest>) -> Result<Response<SnapshotStream>, Status> {
+        self.ctx.admin(&r)?;
         let ctx = &self.ctx;
         // Let a compaction in flight finish deleting, so the image is usually a plain copy.
         let pending = ctx.store.compact_revision();
@@ -216,6 +223,7 @@ impl Maintenance for MaintenanceService {
         &self,
         request: Request<MoveLeaderRequest>,
     ) -> Result<Response<MoveLeaderResponse>, Status> {
+        self.ctx.admin(&request)?;
         let ctx = &self.ctx;
         let me = ctx.raft.member_id().0;
         if ctx.raft.leader() != me {
@@ -243,6 +251,7 @@ impl Maintenance for MaintenanceService {
         &self,
         request: Request<DowngradeRequest>,
     ) -> Result<Response<DowngradeResponse>, Status> {
+        self.ctx.admin(&request)?;
         let r = request.into_inner();
         let ctx = &self.ctx;
         let version = crate::version::current().cluster();

@@ -1,6 +1,7 @@
 //! The etcd v3 gRPC services, one module per service. Handlers validate, propose or read, and
 //! fill the response header; state changes happen only in the apply path.
 
+pub mod auth;
 pub mod cluster;
 pub mod election;
 pub mod interceptor;
@@ -9,7 +10,6 @@ pub mod lease;
 pub mod lock;
 pub mod maintenance;
 pub mod status;
-pub mod unimplemented;
 pub mod validate;
 pub mod watch;
 
@@ -61,6 +61,22 @@ impl Ctx {
             revision: revision.0,
             raft_term: self.raft.term(),
         })
+    }
+
+    /// etcd `IsAdminPermitted` for the caller of `request`: the root role while auth is
+    /// enabled (etcd-compat.md §2.10: Compact, Defragment, Snapshot, Hash, HashKV, Alarm
+    /// ACTIVATE/DEACTIVATE, MoveLeader, Downgrade, member changes, auth management).
+    ///
+    /// # Errors
+    /// `InvalidAuthToken`, `UserEmpty`, `UserNotFound`, `PermissionDenied`.
+    pub fn admin<T>(
+        &self,
+        request: &tonic::Request<T>,
+    ) -> Result<crate::auth::Identity, crate::error::Error> {
+        let auth = self.applier.auth();
+        let who = auth.identity(request)?;
+        auth.check_admin(&who)?;
+        Ok(who)
     }
 
     /// Fills cluster_id, member_id and raft_term into a header that carries only a revision.

@@ -75,6 +75,38 @@ pub fn code_and_message(e: &Error) -> (Code, String) {
             "etcdserver: invalid downgrade target version",
         ),
         Error::NoInflightDowngrade => (Code::FailedPrecondition, "etcdserver: no inflight downgrade job"),
+        Error::RootUserNotExist => (Code::FailedPrecondition, "etcdserver: root user does not exist"),
+        Error::RootRoleNotExist => (
+            Code::FailedPrecondition,
+            "etcdserver: root user does not have root role",
+        ),
+        Error::UserAlreadyExist => (Code::FailedPrecondition, "etcdserver: user name already exists"),
+        Error::UserEmpty => (Code::InvalidArgument, "etcdserver: user name is empty"),
+        Error::UserNotFound => (Code::FailedPrecondition, "etcdserver: user name not found"),
+        Error::RoleAlreadyExist => (Code::FailedPrecondition, "etcdserver: role name already exists"),
+        Error::RoleNotFound => (Code::FailedPrecondition, "etcdserver: role name not found"),
+        Error::RoleEmpty => (Code::InvalidArgument, "etcdserver: role name is empty"),
+        Error::AuthFailed => (
+            Code::InvalidArgument,
+            "etcdserver: authentication failed, invalid user ID or password",
+        ),
+        Error::PermissionNotGiven => (Code::InvalidArgument, "etcdserver: permission not given"),
+        Error::PermissionDenied => (Code::PermissionDenied, "etcdserver: permission denied"),
+        Error::RoleNotGranted => (
+            Code::FailedPrecondition,
+            "etcdserver: role is not granted to the user",
+        ),
+        Error::PermissionNotGranted => (
+            Code::FailedPrecondition,
+            "etcdserver: permission is not granted to the role",
+        ),
+        Error::AuthNotEnabled => (
+            Code::FailedPrecondition,
+            "etcdserver: authentication is not enabled",
+        ),
+        Error::InvalidAuthToken => (Code::Unauthenticated, "etcdserver: invalid auth token"),
+        Error::InvalidAuthMgmt => (Code::InvalidArgument, "etcdserver: invalid auth management"),
+        Error::AuthOldRevision => (Code::InvalidArgument, "etcdserver: revision of auth store is old"),
         Error::Unimplemented(rpc) => {
             return (
                 Code::Unimplemented,
@@ -84,6 +116,13 @@ pub fn code_and_message(e: &Error) -> (Code, String) {
         Error::Internal(text) => return (Code::Unknown, text.clone()),
     };
     (code, text.to_string())
+}
+
+/// The text grpc-go's `status.Error` gives for `e` (`rpc error: code = <Code> desc = <text>`),
+/// which etcd puts in watch cancel reasons (e.g. `rpctypes.ErrGRPCPermissionDenied.Error()`).
+pub fn go_status_text(e: &Error) -> String {
+    let (code, message) = code_and_message(e);
+    format!("rpc error: code = {code:?} desc = {message}")
 }
 
 /// Converts a request error into the gRPC status etcd would send.
@@ -248,6 +287,92 @@ mod tests {
             Error::NoInflightDowngrade,
             Code::FailedPrecondition,
             "etcdserver: no inflight downgrade job",
+        ),
+        // Auth errors (same file, ErrGRPCRootUserNotExist … ErrGRPCAuthOldRevision).
+        (
+            Error::RootUserNotExist,
+            Code::FailedPrecondition,
+            "etcdserver: root user does not exist",
+        ),
+        (
+            Error::RootRoleNotExist,
+            Code::FailedPrecondition,
+            "etcdserver: root user does not have root role",
+        ),
+        (
+            Error::UserAlreadyExist,
+            Code::FailedPrecondition,
+            "etcdserver: user name already exists",
+        ),
+        (
+            Error::UserEmpty,
+            Code::InvalidArgument,
+            "etcdserver: user name is empty",
+        ),
+        (
+            Error::UserNotFound,
+            Code::FailedPrecondition,
+            "etcdserver: user name not found",
+        ),
+        (
+            Error::RoleAlreadyExist,
+            Code::FailedPrecondition,
+            "etcdserver: role name already exists",
+        ),
+        (
+            Error::RoleNotFound,
+            Code::FailedPrecondition,
+            "etcdserver: role name not found",
+        ),
+        (
+            Error::RoleEmpty,
+            Code::InvalidArgument,
+            "etcdserver: role name is empty",
+        ),
+        (
+            Error::AuthFailed,
+            Code::InvalidArgument,
+            "etcdserver: authentication failed, invalid user ID or password",
+        ),
+        (
+            Error::PermissionNotGiven,
+            Code::InvalidArgument,
+            "etcdserver: permission not given",
+        ),
+        (
+            Error::PermissionDenied,
+            Code::PermissionDenied,
+            "etcdserver: permission denied",
+        ),
+        (
+            Error::RoleNotGranted,
+            Code::FailedPrecondition,
+            "etcdserver: role is not granted to the user",
+        ),
+        (
+            Error::PermissionNotGranted,
+            Code::FailedPrecondition,
+            "etcdserver: permission is not granted to the role",
+        ),
+        (
+            Error::AuthNotEnabled,
+            Code::FailedPrecondition,
+            "etcdserver: authentication is not enabled",
+        ),
+        (
+            Error::InvalidAuthToken,
+            Code::Unauthenticated,
+            "etcdserver: invalid auth token",
+        ),
+        (
+            Error::InvalidAuthMgmt,
+            Code::InvalidArgument,
+            "etcdserver: invalid auth management",
+        ),
+        (
+            Error::AuthOldRevision,
+            Code::InvalidArgument,
+            "etcdserver: revision of auth store is old",
         ),
     ];
 

@@ -9,12 +9,14 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::Ctx;
+use crate::auth::ClientCertCn;
+use crate::auth::perm::Access;
 use crate::config::limits::WATCH_STREAM_RESPONSES_MAX;
 use crate::error::Error;
 use crate::proto::etcdserverpb::watch_server::Watch;
 use crate::proto::etcdserverpb::{WatchRequest, WatchResponse};
 use crate::watch::Hub;
-use crate::watch::stream::{self, HeaderFn, LeaderCheck, StreamContext, StreamSettings};
+use crate::watch::stream::{self, HeaderFn, LeaderCheck, PermitFn, StreamContext, StreamSettings};
 
 /// The Watch service.
 pub struct WatchService {
@@ -27,6 +29,24 @@ impl WatchService {
     /// A Watch service over `ctx`, fed by `hub`.
     pub fn new(ctx: Ctx, hub: Arc<Hub>, settings: StreamSettings) -> WatchService {
         WatchService { ctx, hub, settings }
+    }
+}
+
+impl WatchService {
+    /// The per-creation auth check of a stream: READ over the watched range while auth is
+    /// enabled, with the stream's token or client-certificate CN evaluated at each creation.
+    fn permit<T>(&self, request: &Request<T>) -> PermitFn {
+        let auth = self.ctx.applier.auth().clone();
+        let metadata = request.metadata().clone();
+        let cn = request.extensions().get::<ClientCertCn>().cloned();
+        Arc::new(move |key: &[u8], range_end: &[u8]| {
+            if !auth.enabled() {
+                return Ok(());
+            }
+            auth.identity_of(&metadata, cn.as_ref())
+                .and_then(|who| auth.check_range(&who, key, range_end, Access::Read))
+                .map_err(|_| crate::api::status::go_status_text(&Error::PermissionDenied))
+        })
     }
 }
 
@@ -56,6 +76,7 @@ impl Watch for WatchService {
         if require_leader.is_some() && self.ctx.raft.leader() == 0 {
             return Err(Error::NoLeader.into());
         }
+        let permit = Some(self.permit(&request));
         let requests = request.into_inner();
         let (tx, rx) = mpsc::channel(WATCH_STREAM_RESPONSES_MAX);
         let ctx = self.ctx.clone();
@@ -67,6 +88,7 @@ impl Watch for WatchService {
             header,
             settings: self.settings.clone(),
             require_leader,
+            permit,
         };
         tokio::spawn(async move {
             stream::run(context, sub, requests, tx).await;

@@ -25,7 +25,16 @@ impl Command {
         Command(InternalRequest {
             format: COMMAND_FORMAT,
             request: Some(request),
+            auth: None,
         })
+    }
+
+    /// The command stamped with the user and auth revision its permissions were checked at
+    /// (`None` while auth is disabled); apply refuses it if the auth state moved on.
+    #[must_use]
+    pub fn with_auth(mut self, auth: Option<crate::proto::mainstaypb::AuthInfo>) -> Command {
+        self.0.auth = auth;
+        self
     }
 
     /// Encoded size in bytes (what `--max-request-bytes` limits).
@@ -46,6 +55,18 @@ impl fmt::Display for Command {
             Some(internal_request::Request::Alarm(_)) => "alarm",
             Some(internal_request::Request::LeaseRevokeBatch(_)) => "lease_revoke_batch",
             Some(internal_request::Request::LeaseCheckpoint(_)) => "lease_checkpoint",
+            Some(internal_request::Request::AuthEnable(_)) => "auth_enable",
+            Some(internal_request::Request::AuthDisable(_)) => "auth_disable",
+            Some(internal_request::Request::Authenticate(_)) => "authenticate",
+            Some(internal_request::Request::AuthUserAdd(_)) => "auth_user_add",
+            Some(internal_request::Request::AuthUserDelete(_)) => "auth_user_delete",
+            Some(internal_request::Request::AuthUserChangePassword(_)) => "auth_user_change_password",
+            Some(internal_request::Request::AuthUserGrantRole(_)) => "auth_user_grant_role",
+            Some(internal_request::Request::AuthUserRevokeRole(_)) => "auth_user_revoke_role",
+            Some(internal_request::Request::AuthRoleAdd(_)) => "auth_role_add",
+            Some(internal_request::Request::AuthRoleDelete(_)) => "auth_role_delete",
+            Some(internal_request::Request::AuthRoleGrantPermission(_)) => "auth_role_grant_permission",
+            Some(internal_request::Request::AuthRoleRevokePermission(_)) => "auth_role_revoke_permission",
             None => "empty",
         };
         write!(f, "{kind}(format {})", self.0.format)

@@ -4,14 +4,17 @@
 //! Deterministic: everything comes from the log entry and the replicated state (no clock, no
 //! randomness, no node-local config), so every member computes the same store and answers.
 
+pub mod auth;
 pub mod command;
 pub mod ops;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use self::command::{COMMAND_FORMAT, Command, Response};
 use self::ops::LeaseLookup;
 use crate::alarm::Alarms;
+use crate::auth::Auth;
 use crate::error::{Error, StorageError};
 use crate::lease::Lessor;
 use crate::lease::lessor::{lease_key, lease_record};
@@ -30,6 +33,9 @@ pub struct Applier {
     store: Arc<Store>,
     lessor: Arc<Lessor>,
     alarms: Arc<Alarms>,
+    auth: Arc<Auth>,
+    /// Raft index of the entry being applied (simple tokens end with it).
+    index: AtomicU64,
 }
 
 impl Applier {
@@ -39,7 +45,26 @@ impl Applier {
             store,
             lessor,
             alarms,
+            auth: Arc::new(Auth::default()),
+            index: AtomicU64::new(0),
         }
+    }
+
+    /// The applier with `auth` as its auth store (loaded from storage at start-up).
+    #[must_use]
+    pub fn with_auth(mut self, auth: Arc<Auth>) -> Applier {
+        self.auth = auth;
+        self
+    }
+
+    /// The auth store this applier keeps.
+    pub fn auth(&self) -> &Arc<Auth> {
+        &self.auth
+    }
+
+    /// Records the raft index of the entry about to be applied.
+    pub fn set_index(&self, index: u64) {
+        self.index.store(index, Ordering::Relaxed);
     }
 
     /// The alarm table this applier keeps.
@@ -65,6 +90,19 @@ impl Applier {
     /// # Errors
     /// Storage failures only; they are fatal for the member.
     pub fn apply(&self, command: &Command, batch: &mut ApplyBatch<'_>) -> Result<Response, StorageError> {
+        if command.0.format == COMMAND_FORMAT
+            && let Some(code) = self.stale_auth(command)
+        {
+            return Ok(Response(ApplyResult {
+                error: code as i32,
+                response: None,
+            }));
+        }
+        if let (COMMAND_FORMAT, Some(request)) = (command.0.format, &command.0.request)
+            && let Some(result) = self.apply_auth(request, batch)
+        {
+            return Ok(Response(result));
+        }
         if let (COMMAND_FORMAT, Some(internal_request::Request::LeaseRevokeBatch(b))) =
             (command.0.format, &command.0.request)
         {
@@ -181,7 +219,19 @@ impl Applier {
                 }
             }
             internal_request::Request::LeaseRevokeBatch(_)
-            | internal_request::Request::LeaseCheckpoint(_) => {
+            | internal_request::Request::LeaseCheckpoint(_)
+            | internal_request::Request::AuthEnable(_)
+            | internal_request::Request::AuthDisable(_)
+            | internal_request::Request::Authenticate(_)
+            | internal_request::Request::AuthUserAdd(_)
+            | internal_request::Request::AuthUserDelete(_)
+            | internal_request::Request::AuthUserChangePassword(_)
+            | internal_request::Request::AuthUserGrantRole(_)
+            | internal_request::Request::AuthUserRevokeRole(_)
+            | internal_request::Request::AuthRoleAdd(_)
+            | internal_request::Request::AuthRoleDelete(_)
+            | internal_request::Request::AuthRoleGrantPermission(_)
+            | internal_request::Request::AuthRoleRevokePermission(_) => {
                 return Ok(Err(ApplyErrorCode::EmptyCommand));
             }
             internal_request::Request::LeaseRevoke(r) => match self.lessor.keys(LeaseId(r.id)) {
@@ -287,7 +337,7 @@ fn error_code(e: &Error) -> Option<ApplyErrorCode> {
         Error::LeaseExists => Some(ApplyErrorCode::LeaseExists),
         Error::NoSpace => Some(ApplyErrorCode::NoSpace),
         Error::Corrupt => Some(ApplyErrorCode::Corrupt),
-        _ => None,
+        e => auth::error_code(e),
     }
 }
 
@@ -306,6 +356,7 @@ pub fn code_to_error(code: i32) -> Option<Error> {
             "command written by a newer Mainstay format".into(),
         )),
         ApplyErrorCode::EmptyCommand => Some(Error::Internal("empty or failed command".into())),
+        auth_code => auth::code_error(auth_code),
     }
 }
 

@@ -73,6 +73,14 @@ pub fn go_error(text: &str) -> Status {
     Status::unknown(text)
 }
 
+/// A request of the server's own Lock/Election client: the caller's permissions were checked
+/// by [`check_auth`], so it runs with root's (see [`crate::auth::InternalCaller`]).
+fn internal<T>(message: T) -> Request<T> {
+    let mut r = Request::new(message);
+    r.extensions_mut().insert(crate::auth::InternalCaller);
+    r
+}
+
 /// Go's `fmt.Sprintf("%x", int64)`: lowercase hex, a minus sign for negative values.
 pub fn go_hex(v: i64) -> String {
     if v < 0 {
@@ -108,6 +116,11 @@ pub struct Client {
 }
 
 impl Client {
+    /// The server context the client runs on.
+    pub fn ctx(&self) -> &Ctx {
+        &self.ctx
+    }
+
     /// A client over `ctx`; waits are fed by `hub`.
     pub fn new(ctx: Ctx, hub: Arc<Hub>) -> Arc<Client> {
         Arc::new(Client {
@@ -129,7 +142,7 @@ impl Client {
     /// # Errors
     /// The KV service's errors, [`relayed`].
     pub async fn txn(&self, t: TxnRequest) -> Result<TxnResponse, Status> {
-        Ok(self.kv.txn(Request::new(t)).await.map_err(relayed)?.into_inner())
+        Ok(self.kv.txn(internal(t)).await.map_err(relayed)?.into_inner())
     }
 
     /// A linearizable KV Range.
@@ -137,12 +150,7 @@ impl Client {
     /// # Errors
     /// The KV service's errors, [`relayed`].
     pub async fn range(&self, r: RangeRequest) -> Result<RangeResponse, Status> {
-        Ok(self
-            .kv
-            .range(Request::new(r))
-            .await
-            .map_err(relayed)?
-            .into_inner())
+        Ok(self.kv.range(internal(r)).await.map_err(relayed)?.into_inner())
     }
 
     /// A KV DeleteRange of one key (clientv3 `Delete(key)`).
@@ -156,7 +164,7 @@ impl Client {
         };
         Ok(self
             .kv
-            .delete_range(Request::new(d))
+            .delete_range(internal(d))
             .await
             .map_err(relayed)?
             .into_inner())
@@ -387,4 +395,55 @@ mod tests {
         assert_eq!(&r.range_end[..], b"a0");
         assert_eq!(r.limit, 1);
     }
+}
+
+/// The auth check of a Lock or Election request while auth is enabled: what etcd's
+/// in-process client would need for the KV operations the request runs (READ over the
+/// `name/` prefix, plus WRITE over it when the request creates or deletes keys there, or WRITE
+/// on one `key`). Failures come back as etcd relays them: code Unknown with etcd's text.
+///
+/// # Errors
+/// `etcdserver: invalid auth token`, `etcdserver: user name is empty`,
+/// `etcdserver: permission denied` (all Unknown).
+pub fn check_auth<T>(
+    ctx: &crate::api::Ctx,
+    request: &tonic::Request<T>,
+    need: Need<'_>,
+) -> Result<(), Status> {
+    use crate::auth::perm::Access;
+    let auth = ctx.applier.auth();
+    if !auth.enabled() {
+        return Ok(());
+    }
+    let relay = |e: crate::error::Error| relayed(e.into());
+    let who = auth.identity(request).map_err(relay)?;
+    match need {
+        Need::Prefix { name, write } => {
+            let mut prefix = name.to_vec();
+            prefix.push(b'/');
+            let end = crate::mvcc::key_range::prefix_end(&prefix);
+            auth.check_range(&who, &prefix, &end, Access::Read)
+                .map_err(relay)?;
+            if write {
+                auth.check_range(&who, &prefix, &end, Access::Write)
+                    .map_err(relay)?;
+            }
+        }
+        Need::Key(key) => auth.check_range(&who, key, &[], Access::Write).map_err(relay)?,
+    }
+    Ok(())
+}
+
+/// What a Lock or Election request touches, for [`check_auth`].
+#[derive(Debug, Clone, Copy)]
+pub enum Need<'a> {
+    /// The keys under `name/`: read, and written too when `write`.
+    Prefix {
+        /// The lock or election name.
+        name: &'a [u8],
+        /// Whether the request creates keys there.
+        write: bool,
+    },
+    /// One key written or deleted.
+    Key(&'a [u8]),
 }

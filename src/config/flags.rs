@@ -259,9 +259,9 @@ pub static FLAGS: &[FlagSpec] = &[
     f(SEC, "experimental-peer-skip-client-san-verification", B, "false", "Skip verification of SAN field in client certificate for peer connections."),
     f(SEC, "peer-skip-client-san-verification", B, "false", "Skip verification of SAN field in client certificate for peer connections (3.6 name)."),
 
-    f(AUTH, "auth-token", S, "simple", "Specify a v3 authentication token type and its options ('simple' or 'jwt')."),
-    f(AUTH, "bcrypt-cost", U, "10", "Specify the cost / strength of the bcrypt algorithm for hashing auth passwords (4 to 31)."),
-    f(AUTH, "auth-token-ttl", U, "300", "Time (in seconds) of the auth-token-ttl."),
+    f(AUTH, "auth-token", S, "simple", "Specify a v3 authentication token type and its options ('simple' or 'jwt').").implemented(),
+    f(AUTH, "bcrypt-cost", U, "10", "Specify the cost / strength of the bcrypt algorithm for hashing auth passwords (4 to 31).").implemented(),
+    f(AUTH, "auth-token-ttl", U, "300", "Time (in seconds) of the auth-token-ttl.").implemented(),
 
     f(MON, "enable-pprof", B, "false", "Enable runtime profiling data via HTTP server at client URL + /debug/pprof/."),
     f(MON, "metrics", S, "basic", "Set level of detail for exported metrics, specify 'extensive' to include histogram metrics."),
@@ -536,7 +536,10 @@ mod tests {
         implemented.sort_unstable();
         let want = [
             "advertise-client-urls",
+            "auth-token",
+            "auth-token-ttl",
             "auto-tls",
+            "bcrypt-cost",
             "cert-file",
             "cipher-suites",
             "client-cert-allowed-hostname",

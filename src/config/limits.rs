@@ -250,3 +250,25 @@ pub const KUBE_READINESS_PERIOD_SECS: i32 = 1;
 
 /// Timeout of every probe request, in seconds.
 pub const KUBE_PROBE_TIMEOUT_SECS: i32 = 15;
+
+/// bcrypt cost for auth passwords (`--bcrypt-cost`, etcd `bcrypt.DefaultCost`).
+pub const BCRYPT_COST_DEFAULT: u32 = 10;
+
+/// Smallest and largest accepted `--bcrypt-cost` (etcd `embed.Config.Validate`: bcrypt's
+/// `MinCost` 4 and `MaxCost` 31).
+pub const BCRYPT_COST_RANGE: std::ops::RangeInclusive<u32> = 4..=31;
+
+/// Lifetime of a simple auth token since its last use (`--auth-token-ttl`, in seconds; etcd
+/// default 300).
+pub const AUTH_TOKEN_TTL_DEFAULT: Duration = Duration::from_secs(300);
+
+/// Random ASCII letters in a simple token before `.<raft index>` (etcd
+/// `auth/simple_token.go: defaultSimpleTokenLength`).
+pub const SIMPLE_TOKEN_LETTERS: usize = 16;
+
+/// Simple tokens assigned between two sweeps of expired tokens from the token table.
+pub const SIMPLE_TOKEN_SWEEP_EVERY: usize = 1024;
+
+/// Most simple tokens a member keeps at once; beyond it the oldest-expiring are dropped first
+/// (etcd keeps an unbounded map; a bound keeps a login loop from exhausting memory).
+pub const SIMPLE_TOKENS_MAX: usize = 1_000_000;

@@ -190,6 +190,12 @@ pub struct Config {
     pub logging: crate::logging::LogSettings,
     /// `--enable-grpc-gateway` (the `/v3/*` JSON gateway), default true.
     pub enable_grpc_gateway: bool,
+    /// `--auth-token` as given (`simple`, or `jwt,pub-key=…,priv-key=…,sign-method=…`).
+    pub auth_token: String,
+    /// `--bcrypt-cost`, default [`limits::BCRYPT_COST_DEFAULT`]; checked at start-up.
+    pub bcrypt_cost: u64,
+    /// `--auth-token-ttl` (given in seconds), default [`limits::AUTH_TOKEN_TTL_DEFAULT`].
+    pub auth_token_ttl: Duration,
     /// Client-facing TLS (`--cert-file`, `--key-file`, `--trusted-ca-file`, ...).
     pub client_tls: TlsConfig,
     /// Peer TLS (`--peer-cert-file`, `--peer-key-file`, ...).

@@ -250,6 +250,9 @@ pub(super) fn build(mut s: Settings) -> Result<Config, ConfigError> {
             format: s.str("log-format"),
         },
         enable_grpc_gateway: s.bool("enable-grpc-gateway"),
+        auth_token: s.str("auth-token"),
+        bcrypt_cost: s.uint("bcrypt-cost"),
+        auth_token_ttl: Duration::from_secs(s.uint("auth-token-ttl")),
         client_tls: client_tls(&s),
         peer_tls: peer_tls(&s),
         lease_checkpoint_interval: feature_gates

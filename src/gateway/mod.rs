@@ -26,13 +26,13 @@ use serde::de::DeserializeOwned;
 use tonic::Status;
 use tonic::metadata::{MetadataKey, MetadataValue};
 
+use crate::api::auth::AuthService;
 use crate::api::cluster::ClusterService;
 use crate::api::election::ElectionService;
 use crate::api::kv::KvService;
 use crate::api::lease::LeaseService;
 use crate::api::lock::LockService;
 use crate::api::maintenance::MaintenanceService;
-use crate::api::unimplemented::AuthService;
 use crate::api::watch::WatchService;
 use crate::config::limits::GATEWAY_JSON_BYTES_PER_MESSAGE_BYTE;
 use codec::{JsonReader, ReadError};

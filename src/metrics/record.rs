@@ -58,6 +58,19 @@ fn apply_op(command: &Command) -> &'static str {
         Some(R::LeaseRevoke(_) | R::LeaseRevokeBatch(_)) => "LeaseRevoke",
         Some(R::Alarm(_)) => "Alarm",
         Some(R::LeaseCheckpoint(_)) => "LeaseCheckpoint",
+        // etcd's op names for its auth applies.
+        Some(R::AuthEnable(_)) => "AuthEnable",
+        Some(R::AuthDisable(_)) => "AuthDisable",
+        Some(R::Authenticate(_)) => "Authenticate",
+        Some(R::AuthUserAdd(_)) => "AuthUserAdd",
+        Some(R::AuthUserDelete(_)) => "AuthUserDelete",
+        Some(R::AuthUserChangePassword(_)) => "AuthUserChangePassword",
+        Some(R::AuthUserGrantRole(_)) => "AuthUserGrantRole",
+        Some(R::AuthUserRevokeRole(_)) => "AuthUserRevokeRole",
+        Some(R::AuthRoleAdd(_)) => "AuthRoleAdd",
+        Some(R::AuthRoleDelete(_)) => "AuthRoleDelete",
+        Some(R::AuthRoleGrantPermission(_)) => "AuthRoleGrantPermission",
+        Some(R::AuthRoleRevokePermission(_)) => "AuthRoleRevokePermission",
         None => "unknown",
     }
 }

@@ -23,10 +23,11 @@ const TAG_META: u8 = 2;
 const TAG_LEASE: u8 = 3;
 /// Store-bookkeeping meta keys carried in a snapshot (the applied id and membership come from
 /// the raft metadata instead).
-const META_KEYS: [&[u8]; 3] = [
+const META_KEYS: [&[u8]; 4] = [
     schema::META_REVISION,
     schema::META_COMPACT_REVISION,
     schema::META_ALARMS,
+    schema::META_AUTH,
 ];
 
 fn put_record(out: &mut Vec<u8>, tag: u8, key: &[u8], value: &[u8]) -> io::Result<()> {
@@ -232,6 +233,21 @@ mod tests {
             .range(&KeyRange::new(b"stale", b""), RangeOptions::default())
             .unwrap();
         assert_eq!(stale.count, 0, "the snapshot replaces what was there");
+    }
+
+    #[test]
+    fn the_auth_state_travels_in_the_snapshot() {
+        let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let a = Storage::open(a_dir.path()).unwrap();
+        a.meta.insert(schema::META_AUTH, b"auth-record").unwrap();
+        let image = export(&a, &a.db.snapshot(), &SnapshotMeta::default()).unwrap();
+        let b = Storage::open(b_dir.path()).unwrap();
+        b.meta.insert(schema::META_AUTH, b"stale").unwrap();
+        install(&b, &image).unwrap();
+        assert_eq!(
+            b.meta.get(schema::META_AUTH).unwrap().as_deref(),
+            Some(&b"auth-record"[..])
+        );
     }
 
     #[test]

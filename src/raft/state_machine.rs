@@ -104,6 +104,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 let log_id = entry.log_id;
                 let response = match entry.payload {
                     EntryPayload::Normal(command) => crate::metrics::record::timed_apply(&command, || {
+                        self.applier.set_index(log_id.index);
                         self.applier.apply(&command, &mut batch)
                     })
                     .map_err(io::Error::other)?,
@@ -164,6 +165,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.applier
             .lessor()
             .reload(&self.storage, self.applier.store())
+            .map_err(io::Error::other)?;
+        self.applier
+            .auth()
+            .state()
+            .reload(&self.storage)
+            .map_err(io::Error::other)?;
+        self.applier
+            .alarms()
+            .reload(&self.storage)
             .map_err(io::Error::other)?;
         self.applied = installed.last_log_id;
         self.membership = installed.last_membership;

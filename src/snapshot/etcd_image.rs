@@ -67,6 +67,8 @@ pub mod meta_key {
     pub const SCHEDULED_COMPACT_REV: &[u8] = b"scheduledCompactRev";
 }
 
+/// etcd's `auth` bucket key holding the enabled flag (one byte, 1 or 0).
+const AUTH_ENABLED: &[u8] = b"authEnabled";
 /// etcd's `auth` bucket key holding the auth revision (u64 big-endian; a fresh etcd writes 1).
 const AUTH_REVISION: &[u8] = b"authRevision";
 /// etcd's `cluster` bucket key holding the cluster version.
@@ -153,10 +155,27 @@ pub fn write_image<W: Write + Seek>(
     for k in &alarm_keys {
         w.put(k, b"")?;
     }
+    let auth = match meta(schema::META_AUTH)? {
+        None => None,
+        Some(v) => Some(
+            crate::auth::state::Snapshot::decode(&v).map_err(|e| SnapshotError::Corrupt(e.to_string()))?,
+        ),
+    };
     w.bucket(bucket::AUTH)?;
-    w.put(AUTH_REVISION, &1u64.to_be_bytes())?;
+    // etcd writes `authEnabled` once auth was enabled or disabled; keys in bytewise order.
+    if let Some(a) = &auth {
+        w.put(AUTH_ENABLED, &[u8::from(a.enabled)])?;
+    }
+    let auth_revision = auth.as_ref().map_or(1, |a| a.revision);
+    w.put(AUTH_REVISION, &auth_revision.to_be_bytes())?;
     w.bucket(bucket::AUTH_ROLES)?;
+    for (name, role) in auth.iter().flat_map(|a| &a.roles) {
+        w.put(name.as_bytes(), &role.encode_to_vec())?;
+    }
     w.bucket(bucket::AUTH_USERS)?;
+    for (name, user) in auth.iter().flat_map(|a| &a.users) {
+        w.put(name.as_bytes(), &user.encode_to_vec())?;
+    }
     w.bucket(bucket::CLUSTER)?;
     w.put(CLUSTER_VERSION, settings.cluster_version.as_bytes())?;
     w.bucket(bucket::KEY)?;

@@ -292,3 +292,42 @@ fn an_empty_store_images_like_a_fresh_etcd() {
     assert!(!b["meta"].contains_key(b"finishedCompactRev".as_slice()));
     assert!(b["key"].is_empty());
 }
+
+#[test]
+fn auth_users_roles_and_flags_are_written_in_etcds_encodings() {
+    // etcd server/auth/store.go: authUsers name → authpb.User, authRoles name → authpb.Role,
+    // auth/authEnabled one byte, auth/authRevision u64 big-endian.
+    use crate::auth::state::{Change, ROOT, Snapshot};
+    use crate::proto::authpb::{Role, User};
+    use crate::proto::etcdserverpb as pb;
+    let dir = tempfile::tempdir().unwrap();
+    let s = Storage::open(dir.path()).unwrap();
+    let mut state = Snapshot::default();
+    state
+        .apply(&Change::UserAdd(&pb::AuthUserAddRequest {
+            name: ROOT.into(),
+            hashed_password: "$2a$10$hash".into(),
+            ..Default::default()
+        }))
+        .unwrap();
+    state
+        .apply(&Change::RoleAdd(&pb::AuthRoleAddRequest { name: ROOT.into() }))
+        .unwrap();
+    state
+        .apply(&Change::UserGrantRole(&pb::AuthUserGrantRoleRequest {
+            user: ROOT.into(),
+            role: ROOT.into(),
+        }))
+        .unwrap();
+    state.apply(&Change::Enable).unwrap();
+    s.meta.insert(schema::META_AUTH, state.encode()).unwrap();
+    let b = buckets(image(&s, false).0);
+    assert_eq!(b["auth"][&b"authEnabled".to_vec()], vec![1u8]);
+    assert_eq!(b["auth"][&b"authRevision".to_vec()], 4u64.to_be_bytes());
+    let user = User::decode(b["authUsers"][&b"root".to_vec()].as_slice()).unwrap();
+    assert_eq!(&user.name[..], b"root");
+    assert_eq!(&user.password[..], b"$2a$10$hash");
+    assert_eq!(user.roles, vec!["root".to_string()]);
+    let role = Role::decode(b["authRoles"][&b"root".to_vec()].as_slice()).unwrap();
+    assert_eq!(&role.name[..], b"root");
+}

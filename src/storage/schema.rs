@@ -53,3 +53,8 @@ pub const META_CLUSTER_ID: &[u8] = b"cluster_id";
 /// start, or by `mainstayctl snapshot restore`; read at every start, used only until raft is
 /// initialized.
 pub const META_BOOTSTRAP_MEMBERS: &[u8] = b"bootstrap_members";
+
+/// The auth state: protobuf `AuthState` (`mainstay.proto`; format `auth::state::AUTH_STATE_FORMAT`)
+/// holding the enabled flag, the auth revision, users and roles. Absent until the first auth
+/// change (then auth is disabled, revision 1, no users or roles).
+pub const META_AUTH: &[u8] = b"auth";

@@ -71,3 +71,12 @@ pub enum TlsError {
         reason: String,
     },
 }
+
+/// The CommonName of a DER certificate's subject (etcd uses the verified client certificate's
+/// CN as the auth user name, `auth.AuthInfoFromTLS`); `None` when it has none or does not
+/// parse.
+pub fn common_name(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let cn = cert.subject().iter_common_name().next()?;
+    cn.as_str().ok().map(str::to_owned)
+}

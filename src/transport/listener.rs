@@ -376,7 +376,21 @@ async fn accept_loop(
                 None => serve_connection(stream, peer, router, watcher, max_streams).await,
                 Some(tls) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake(&tls, stream)).await
                 {
-                    Ok(Ok(s)) => serve_connection(s, peer, router, watcher, max_streams).await,
+                    Ok(Ok(s)) => {
+                        // The verified client certificate's CN names the auth user of every
+                        // request on this connection (etcd `AuthInfoFromTLS`).
+                        let cn = s
+                            .get_ref()
+                            .1
+                            .peer_certificates()
+                            .and_then(|certs| certs.first())
+                            .and_then(|leaf| crate::tls::common_name(leaf));
+                        let router = match cn {
+                            Some(cn) => router.layer(axum::Extension(crate::auth::ClientCertCn(cn.into()))),
+                            None => router,
+                        };
+                        serve_connection(s, peer, router, watcher, max_streams).await
+                    }
                     // A bare TCP connect (port probes, load balancers) is not worth a warning.
                     Ok(Err(Rejection::Closed)) => tracing::debug!(
                         remote_addr = %peer,

@@ -71,6 +71,7 @@ struct WatchStream {
     out: Out,
     watchers: BTreeMap<i64, Watcher>,
     next_auto_id: i64,
+    permit: Option<PermitFn>,
 }
 
 /// What a stream task shares with the rest of the server.
@@ -85,7 +86,13 @@ pub struct StreamContext {
     pub settings: StreamSettings,
     /// Set for streams opened with `hasleader=true`.
     pub require_leader: Option<LeaderCheck>,
+    /// The auth check of a watch creation (READ over its range); `Err` carries the cancel
+    /// reason. Runs on every creation, so a token that expired meanwhile is noticed.
+    pub permit: Option<PermitFn>,
 }
+
+/// Decides whether this stream may watch `[key, range_end)`; `Err(reason)` refuses.
+pub type PermitFn = Arc<dyn Fn(&[u8], &[u8]) -> Result<(), String> + Send + Sync>;
 
 /// Runs one stream until the client half-closes it, its connection goes away, or the
 /// response channel closes.
@@ -99,6 +106,7 @@ where
         header,
         settings,
         require_leader,
+        permit,
     } = ctx;
     let mut ticker = tokio::time::interval(settings.progress_interval.max(PROGRESS_INTERVAL_MIN));
     ticker.tick().await;
@@ -113,6 +121,7 @@ where
         out,
         watchers: BTreeMap::new(),
         next_auto_id: 0,
+        permit,
     };
     let mut gauges = crate::metrics::record::WatcherGauges::default();
     loop {
@@ -204,6 +213,13 @@ impl WatchStream {
             cancel_reason: reason.to_string(),
             ..WatchResponse::default()
         };
+        // etcd checks READ permission before anything else (etcd `v3rpc/watch.go`
+        // isWatchPermitted); etcd 3.4 answers with watch ID -1.
+        if let Some(permit) = &self.permit
+            && let Err(reason) = permit(&key, &c.range_end)
+        {
+            return self.send(refuse(&reason)).await;
+        }
         if matches!(&range, KeyRange::Between(start, end) if end <= start) {
             return self.send(refuse(REASON_EMPTY_RANGE)).await;
         }

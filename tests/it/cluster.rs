@@ -362,8 +362,10 @@ async fn members_are_added_promoted_updated_and_removed_with_etcds_errors() {
         .unwrap()
         .into_inner();
     assert_eq!(list.members.len(), 3);
-    // Removing a running member shrinks the cluster; the other two keep serving writes.
-    let (gone, _) = status(&members[2]).await;
+    // Removing a running follower shrinks the cluster; the other two keep serving writes.
+    let leader = leader_index(&members, &[0, 1, 2]).await;
+    let follower = (0..3).find(|i| *i != leader && *i != 1).unwrap();
+    let (gone, _) = status(&members[follower]).await;
     c.member_remove(MemberRemoveRequest { id: gone }).await.unwrap();
     let list = c
         .member_list(MemberListRequest { linearizable: true })
@@ -371,7 +373,7 @@ async fn members_are_added_promoted_updated_and_removed_with_etcds_errors() {
         .unwrap()
         .into_inner();
     assert_eq!(list.members.len(), 2);
-    let rev = put(&members[0], "after-remove", "x").await;
+    let rev = put(&members[leader], "after-remove", "x").await;
     assert_eq!(
         get(&members[1], "after-remove", false).await,
         Some(("x".into(), rev))

@@ -8,6 +8,7 @@
     reason = "test code: failing loudly is the point"
 )]
 
+mod auth;
 mod cluster;
 mod concurrency;
 mod crash;

@@ -1,9 +1,8 @@
 //! Status, MemberList, health (gRPC and HTTP) and the Unimplemented answers of RPCs that later
 //! issues fill in (etcd-compat.md §1.1, §2.9, §7.1).
 
-use mainstay::proto::etcdserverpb::auth_client::AuthClient;
 use mainstay::proto::etcdserverpb::downgrade_request::DowngradeAction;
-use mainstay::proto::etcdserverpb::{AuthStatusRequest, DowngradeRequest, MemberListRequest, StatusRequest};
+use mainstay::proto::etcdserverpb::{DowngradeRequest, MemberListRequest, StatusRequest};
 use tonic::Code;
 
 use crate::harness::{Kind, Server, http_get};
@@ -97,9 +96,6 @@ async fn grpc_health_service_reports_serving() {
 async fn rpcs_of_later_issues_answer_unimplemented() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::mainstay(dir.path()).await;
-    let mut auth = AuthClient::connect(s.endpoint()).await.unwrap();
-    let e = auth.auth_status(AuthStatusRequest {}).await.unwrap_err();
-    assert_eq!(e.code(), Code::Unimplemented);
     let e = s
         .maintenance()
         .await

@@ -426,6 +426,76 @@ async fn mutual_tls_serves_grpc_etcdctl_and_curl_like_etcd() {
 }
 
 #[tokio::test]
+async fn with_auth_enabled_the_client_certificate_cn_is_the_user_like_etcd() {
+    // etcd `AuthInfoFromTLS` (--client-cert-auth + auth): without a token, the verified client
+    // certificate's CommonName is the user name.
+    let pki = Pki::new();
+    let user = "kube-apiserver-etcd-client";
+    let grant_user = format!("{user}:pw");
+    let setup: Vec<Vec<&str>> = vec![
+        vec!["user", "add", "root:pw"],
+        vec!["role", "add", "root"],
+        vec!["user", "grant-role", "root", "root"],
+        vec!["role", "add", "k8s"],
+        vec![
+            "role",
+            "grant-permission",
+            "k8s",
+            "readwrite",
+            "/registry/",
+            "--prefix",
+        ],
+        vec!["user", "add", &grant_user],
+        vec!["user", "grant-role", user, "k8s"],
+        vec!["auth", "enable"],
+    ];
+    let mut outputs = Vec::new();
+    for kind in [Kind::Etcd, Kind::Mainstay] {
+        let (server, _dir) = start(kind, &pki.mtls_flags(), pki.client_tls(Some(&pki.client))).await;
+        for args in &setup {
+            let (ok, _, err) = etcdctl(&server, &pki.ca_file, Some(&pki.client), args);
+            assert!(ok, "{kind:?} {args:?}: {err}");
+        }
+        let strip = |(ok, out, err): (bool, String, String)| {
+            let err: String = err
+                .lines()
+                .filter(|l| !l.starts_with("{\"level\":\"warn\""))
+                .collect();
+            (ok, out, err)
+        };
+        let allowed = strip(etcdctl(
+            &server,
+            &pki.ca_file,
+            Some(&pki.client),
+            &["put", "/registry/a", "1"],
+        ));
+        let denied = strip(etcdctl(
+            &server,
+            &pki.ca_file,
+            Some(&pki.client),
+            &["put", "/other", "1"],
+        ));
+        let as_root = strip(etcdctl(
+            &server,
+            &pki.ca_file,
+            Some(&pki.client),
+            &["--user", "root:pw", "put", "/other", "1"],
+        ));
+        outputs.push((allowed, denied, as_root));
+    }
+    assert_eq!(outputs[1], outputs[0], "mainstay (left) vs etcd 3.4 (right)");
+    assert_eq!(outputs[1].0, (true, "OK\n".into(), String::new()));
+    assert_eq!(
+        outputs[1].1,
+        (
+            false,
+            String::new(),
+            "Error: etcdserver: permission denied".into()
+        )
+    );
+}
+
+#[tokio::test]
 async fn client_cert_auth_refuses_missing_foreign_and_expired_certificates_and_keeps_serving() {
     let pki = Pki::new();
     let mut results = Vec::new();
