@@ -1,12 +1,14 @@
 //! `mainstayctl`: the operator's tool. Prints its version and reports on snapshot files
-//! (`snapshot status`, etcdutl/etcdctl-compatible output); node bootstrap, restore and client
-//! commands arrive with later issues.
+//! (`snapshot status`, etcdutl/etcdctl-compatible output) and runs etcd's benchmark workloads
+//! against any etcd v3 endpoint (`bench`, logic in `mainstay::bench`); node bootstrap,
+//! restore and client commands arrive with later issues.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Arg, ArgAction, Command};
+use clap::{Arg, ArgAction, Command, CommandFactory, FromArgMatches};
 use mainstay::bbolt::Reader;
+use mainstay::bench::{self, BenchArgs};
 use mainstay::snapshot::status::{WriteOut, render, status};
 
 fn main() -> ExitCode {
@@ -31,7 +33,11 @@ fn main() -> ExitCode {
                     ),
             ),
         )
+        .subcommand(BenchArgs::command().name("bench"))
         .get_matches();
+    if let Some(("bench", sub)) = matches.subcommand() {
+        return bench_main(sub);
+    }
     if let Some(("snapshot", sub)) = matches.subcommand()
         && let Some(("status", args)) = sub.subcommand()
     {
@@ -65,6 +71,35 @@ fn snapshot_status(args: &clap::ArgMatches) -> ExitCode {
     match result {
         Ok(s) => {
             print!("{}", render(&s, how));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("Error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `mainstayctl bench`: runs the workload and prints etcd's report; `Error: …` and exit status
+/// 1 when it cannot run (failed requests are part of the report, not a failure).
+fn bench_main(sub: &clap::ArgMatches) -> ExitCode {
+    let args = match BenchArgs::from_arg_matches(sub) {
+        Ok(a) => a,
+        Err(e) => e.exit(),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(bench::run(&args)) {
+        Ok(result) => {
+            print!(
+                "{}",
+                bench::render(&result, args.global.output, args.global.precise)
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {

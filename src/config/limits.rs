@@ -184,3 +184,29 @@ pub const RELOAD_POLL_INTERVAL: Duration = Duration::from_secs(30);
 /// exits anyway. etcd's bound is its request timeout (5 s + 2 × the 1 s default election
 /// timeout).
 pub const SHUTDOWN_DRAIN_MAX: Duration = Duration::from_secs(7);
+
+// ---- mainstayctl bench (client-side load generator) ----
+
+/// Significant decimal digits of the benchmark's latency histogram (HdrHistogram; 3 means
+/// any percentile is within 0.1 % of the recorded value).
+pub const BENCH_HISTOGRAM_SIGFIGS: u8 = 3;
+
+/// Connect timeout of a benchmark connection when `--dial-timeout` is 0 (etcd's `benchmark`
+/// then waits forever; a bounded wait reports an unreachable endpoint instead).
+pub const BENCH_DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Longest a single benchmark request may take before it counts as an error (etcd's
+/// `benchmark` uses no deadline; a bound keeps a run finite against a stuck server).
+pub const BENCH_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Longest the watch benchmarks wait, after the last put, for every event to arrive.
+pub const BENCH_EVENT_DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Longest the watch benchmarks wait for all watchers to be created.
+pub const BENCH_WATCH_CREATE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Requests buffered per watch or keep-alive stream on the client side (bounded channel).
+pub const BENCH_STREAM_BUFFER: usize = 1024;
+
+/// TTL in seconds of the lease each `lease-keepalive` client grants (etcd `cmd/lease.go`).
+pub const BENCH_LEASE_TTL_SECS: i64 = 100;

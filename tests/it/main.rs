@@ -8,6 +8,7 @@
     reason = "test code: failing loudly is the point"
 )]
 
+mod bench;
 mod cluster;
 mod concurrency;
 mod crash;
