@@ -19,8 +19,8 @@
 //! restart time is from spawn to the first answered linearizable Range of a loaded key.
 //!
 //! Environment:
-//! - `BENCH_SMOKE=1`: small sizes (about two minutes in all; no `check perf` unless
-//!   `BENCH_CHECK_PERF=1`). Otherwise the full matrix (about 20–30 minutes on 2 cores).
+//! - `BENCH_SMOKE=1`: small sizes (about 30 s plus the build; no `check perf` unless
+//!   `BENCH_CHECK_PERF=1`). Otherwise the full matrix (about 15 minutes on 2 cores).
 //! - `MAINSTAY_BIN` (default `target/release/mainstay`), `ETCD_BIN` (`/usr/bin/etcd`),
 //!   `ETCDCTL_BIN` (`/usr/bin/etcdctl`).
 //! - `BENCH_ROUNDS`: rounds per workload and server (full 2, smoke 1).
@@ -645,7 +645,19 @@ async fn run() -> Result<()> {
     let mut out = String::new();
     let _ = writeln!(out, "\nMainstay vs etcd — {}", machine());
     let _ = writeln!(out, "etcd: {}", version_line(&bins.etcd));
-    let _ = writeln!(out, "mainstay: {}", version_line(&bins.mainstay));
+    let commit = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "mainstay: {} at commit {commit} ({}, `--version`: {})",
+        env!("CARGO_PKG_VERSION"),
+        bins.mainstay.display(),
+        version_line(&bins.mainstay)
+    );
     let _ = writeln!(
         out,
         "rounds per workload and server: {} (interleaved etcd, mainstay); took {:.0} s\n",

@@ -252,7 +252,7 @@ impl Summary {
             s.push_str("\nResponse time histogram:\n");
             let top = self.histogram.iter().map(|b| b.count).max().unwrap_or(0);
             for b in &self.histogram {
-                let len = if top > 0 { b.count * BAR_WIDTH / top } else { 0 };
+                let len = (b.count * BAR_WIDTH).checked_div(top).unwrap_or(0);
                 let bar = "∎".repeat(usize::try_from(len).unwrap_or(0));
                 let _ = writeln!(s, "  {} [{}]\t|{bar}", f(b.upper_secs), b.count);
             }

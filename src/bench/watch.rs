@@ -63,7 +63,7 @@ pub fn watch_plan(o: &WatchOpts) -> Result<WatchPlan, BenchError> {
             o.key_space_size, o.watched_key_total
         )));
     }
-    let mut rng = Rng::new(0x7761_7463_68);
+    let mut rng = Rng::new(0x5741_5443_4800_0001);
     let watched: Vec<Bytes> = (0..o.watched_key_total as u64)
         .map(|i| {
             keys::key(
@@ -87,7 +87,7 @@ pub fn watch_plan(o: &WatchOpts) -> Result<WatchPlan, BenchError> {
 
 /// The plan of etcd's `watch-latency`: every watcher on one random key, every put to it.
 pub fn latency_plan(o: &WatchLatencyOpts) -> WatchPlan {
-    let mut rng = Rng::new(0x6c61_7465_6e63_79);
+    let mut rng = Rng::new(0x4c41_5445_4e43_5900);
     let key = keys::value(o.key_size.max(1), &mut rng);
     WatchPlan {
         watcher_keys: vec![key.clone(); o.streams * o.watchers_per_stream],
