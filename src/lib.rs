@@ -17,13 +17,15 @@
 //! `lease::Lessor` (changed only by apply; deadlines kept by a leader-only expiry task that
 //! proposes revokes), alarms in `alarm::Alarms`. `concurrency` runs etcd's Lock and Election on
 //! top of KV, Lease and Watch. `gateway` serves etcd's grpc-gateway JSON API (`/v3/*`) by calling
-//! the same service implementations in process.
+//! the same service implementations in process. `bench` is the load generator behind
+//! `mainstayctl bench`.
 
 pub mod alarm;
 pub mod api;
 pub mod apply;
 pub mod auth;
 pub mod bbolt;
+pub mod bench;
 pub mod cluster;
 pub mod concurrency;
 pub mod config;

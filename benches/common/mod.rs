@@ -1,6 +1,7 @@
-//! Shared by the benchmarks (`benches/watch.rs`, `benches/lease.rs`), included with
-//! `#[path]`: starting the real etcd or Mainstay as a child process on free loopback ports,
-//! connecting, and the number formatting of the result tables.
+//! Shared by the benchmarks (`benches/watch.rs`, `benches/lease.rs`, `benches/compare.rs`),
+//! included with `#[path]`: starting the real etcd or Mainstay as a child process on free
+//! loopback ports (and stopping and restarting it on the same data), connecting, and the
+//! number formatting of the result tables.
 
 #![allow(dead_code, reason = "each benchmark uses a different subset")]
 
@@ -62,47 +63,77 @@ pub struct Server {
     pub child: Child,
     pub endpoint: String,
     pub log: PathBuf,
+    pub bin: PathBuf,
+    pub args: Vec<String>,
     pub _dir: tempfile::TempDir,
 }
 
 impl Server {
     pub async fn start(kind: Kind, bin: &Path, bench: &str) -> Result<Server> {
+        Server::start_with(kind, bin, bench, &[]).await
+    }
+
+    /// Starts a server with `extra` flags after the standard single-member ones.
+    pub async fn start_with(kind: Kind, bin: &Path, bench: &str, extra: &[String]) -> Result<Server> {
         let dir = tempfile::Builder::new()
             .prefix(&format!("bench-{bench}-{}-", kind.label()))
             .tempdir()?;
         let endpoint = format!("http://127.0.0.1:{}", free_port()?);
         let peer = format!("http://127.0.0.1:{}", free_port()?);
         let log = dir.path().join("server.log");
-        let out = std::fs::File::create(&log)?;
-        let mut cmd = Command::new(bin);
-        cmd.arg("--name=n1")
-            .arg(format!("--data-dir={}", dir.path().join("data").display()))
-            .arg(format!("--listen-client-urls={endpoint}"))
-            .arg(format!("--advertise-client-urls={endpoint}"))
-            .arg(format!("--listen-peer-urls={peer}"))
-            .arg(format!("--initial-advertise-peer-urls={peer}"))
-            .arg(format!("--initial-cluster=n1={peer}"))
-            .stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out);
-        // Both servers read ETCD_* variables; neither should see the caller's.
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("ETCD") || k == "RUST_LOG" {
-                cmd.env_remove(k);
-            }
-        }
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("cannot start {}", bin.display()))?;
+        let mut args = vec![
+            "--name=n1".to_string(),
+            format!("--data-dir={}", dir.path().join("data").display()),
+            format!("--listen-client-urls={endpoint}"),
+            format!("--advertise-client-urls={endpoint}"),
+            format!("--listen-peer-urls={peer}"),
+            format!("--initial-advertise-peer-urls={peer}"),
+            format!("--initial-cluster=n1={peer}"),
+        ];
+        args.extend(extra.iter().cloned());
+        let child = spawn(bin, &args, &log)?;
         let mut server = Server {
             kind,
             child,
             endpoint,
             log,
+            bin: bin.to_path_buf(),
+            args,
             _dir: dir,
         };
         server.wait_ready().await?;
         Ok(server)
+    }
+
+    /// The server's data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self._dir.path().join("data")
+    }
+
+    /// Stops the server with SIGTERM (as systemd or the kubelet would), waiting up to
+    /// `deadline` before killing it.
+    pub async fn stop(&mut self, deadline: Duration) -> Result<()> {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let until = Instant::now() + deadline;
+        while self.child.try_wait()?.is_none() {
+            if Instant::now() >= until {
+                let _ = self.child.kill();
+                self.child.wait()?;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(())
+    }
+
+    /// Starts the stopped server again on the same data directory, ports and flags, without
+    /// waiting for it to be ready.
+    pub fn respawn(&mut self) -> Result<()> {
+        self.child = spawn(&self.bin, &self.args, &self.log)?;
+        Ok(())
     }
 
     pub async fn wait_ready(&mut self) -> Result<()> {
@@ -167,6 +198,23 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn spawn(bin: &Path, args: &[String], log: &Path) -> Result<Child> {
+    let out = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+    let mut cmd = Command::new(bin);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out);
+    // Both servers read ETCD_* variables; neither should see the caller's.
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("ETCD") || k == "RUST_LOG" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.spawn()
+        .with_context(|| format!("cannot start {}", bin.display()))
 }
 
 pub async fn connect(endpoint: &str) -> Result<Channel> {

@@ -2,15 +2,17 @@
 //! (`snapshot status`, etcdutl/etcdctl-compatible output), saves and restores them (`snapshot
 //! save`, etcdctl's flags; `snapshot restore`, etcdutl's flags), and bootstraps Kubernetes
 //! control-plane nodes the way kubeadm does for etcd: `certs` (PKI), `certs check-expiration`
-//! and `manifest` (the etcd static Pod). The logic lives in the library (`mainstay::ctl`,
+//! and `manifest` (the etcd static Pod), and runs etcd's benchmark workloads against any etcd v3
+//! endpoint (`bench`, logic in `mainstay::bench`). The logic lives in the library (`mainstay::ctl`,
 //! `mainstay::snapshot`); this file only maps command-line flags onto it. Join/leave arrive
 //! with a later issue.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Arg, ArgAction, ArgMatches, Command};
+use clap::{Arg, ArgAction, ArgMatches, Command, CommandFactory, FromArgMatches};
 use mainstay::bbolt::Reader;
+use mainstay::bench::{self, BenchArgs};
 use mainstay::cluster::bootstrap::Bootstrap;
 use mainstay::config::duration::parse_go_duration;
 use mainstay::config::{ParseOutcome, parse};
@@ -54,7 +56,11 @@ fn main() -> ExitCode {
         )
         .subcommand(certs_command())
         .subcommand(manifest_command())
+        .subcommand(BenchArgs::command().name("bench"))
         .get_matches();
+    if let Some(("bench", sub)) = matches.subcommand() {
+        return bench_main(sub);
+    }
     if let Some(("snapshot", sub)) = matches.subcommand() {
         match sub.subcommand() {
             Some(("status", args)) => return snapshot_status(args),
@@ -612,4 +618,33 @@ fn manifest(args: &ArgMatches) -> Result<(), CtlError> {
         path.display().to_string()
     ));
     Ok(())
+}
+
+/// `mainstayctl bench`: runs the workload and prints etcd's report; `Error: …` and exit status
+/// 1 when it cannot run (failed requests are part of the report, not a failure).
+fn bench_main(sub: &clap::ArgMatches) -> ExitCode {
+    let args = match BenchArgs::from_arg_matches(sub) {
+        Ok(a) => a,
+        Err(e) => e.exit(),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(bench::run(&args)) {
+        Ok(result) => {
+            print!(
+                "{}",
+                bench::render(&result, args.global.output, args.global.precise)
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("Error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

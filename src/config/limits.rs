@@ -272,3 +272,29 @@ pub const SIMPLE_TOKEN_SWEEP_EVERY: usize = 1024;
 /// Most simple tokens a member keeps at once; beyond it the oldest-expiring are dropped first
 /// (etcd keeps an unbounded map; a bound keeps a login loop from exhausting memory).
 pub const SIMPLE_TOKENS_MAX: usize = 1_000_000;
+
+// ---- mainstayctl bench (client-side load generator) ----
+
+/// Significant decimal digits of the benchmark's latency histogram (HdrHistogram; 3 means
+/// any percentile is within 0.1 % of the recorded value).
+pub const BENCH_HISTOGRAM_SIGFIGS: u8 = 3;
+
+/// Connect timeout of a benchmark connection when `--dial-timeout` is 0 (etcd's `benchmark`
+/// then waits forever; a bounded wait reports an unreachable endpoint instead).
+pub const BENCH_DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Longest a single benchmark request may take before it counts as an error (etcd's
+/// `benchmark` uses no deadline; a bound keeps a run finite against a stuck server).
+pub const BENCH_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Longest the watch benchmarks wait, after the last put, for every event to arrive.
+pub const BENCH_EVENT_DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Longest the watch benchmarks wait for all watchers to be created.
+pub const BENCH_WATCH_CREATE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Requests buffered per watch or keep-alive stream on the client side (bounded channel).
+pub const BENCH_STREAM_BUFFER: usize = 1024;
+
+/// TTL in seconds of the lease each `lease-keepalive` client grants (etcd `cmd/lease.go`).
+pub const BENCH_LEASE_TTL_SECS: i64 = 100;

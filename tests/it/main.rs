@@ -9,6 +9,7 @@
 )]
 
 mod auth;
+mod bench;
 mod cluster;
 mod concurrency;
 mod crash;

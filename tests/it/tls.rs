@@ -1114,3 +1114,32 @@ async fn three_members_replicate_over_peer_auto_tls() {
     replicated(&members, 0, "peer-auto").await;
     assert!(members[0].data_dir.join("fixtures/peer/cert.pem").exists());
 }
+
+/// `mainstayctl bench` dials TLS endpoints with `--cacert`, `--cert`, `--key` (etcd
+/// `tools/benchmark/cmd/root.go` flags), against both Mainstay and the real etcd with
+/// kubeadm's mTLS flags.
+#[tokio::test]
+async fn mainstayctl_bench_runs_over_mtls_against_both_servers() {
+    let pki = Pki::new();
+    for kind in [Kind::Mainstay, Kind::Etcd] {
+        let (server, _dir) = start(kind, &pki.mtls_flags(), pki.client_tls(Some(&pki.client))).await;
+        let out = Command::new(env!("CARGO_BIN_EXE_mainstayctl"))
+            .arg("bench")
+            .arg(format!("--endpoints={}", server.endpoint()))
+            .arg(format!("--cacert={}", pki.ca_file.display()))
+            .arg(format!("--cert={}", pki.client.cert.display()))
+            .arg(format!("--key={}", pki.client.key.display()))
+            .args(["--output=json", "put", "--total=20"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{kind:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(v["sections"][0]["summary"]["requests"], 20, "{kind:?}: {stdout}");
+        assert_eq!(v["sections"][0]["summary"]["errors"], 0, "{kind:?}: {stdout}");
+    }
+}
