@@ -55,13 +55,7 @@ async fn get(s: &Server, key: &str, serializable: bool) -> Option<(String, i64)>
 
 /// (member ID, leader ID) as `s` reports them.
 async fn status(s: &Server) -> (u64, u64) {
-    let st = s
-        .maintenance()
-        .await
-        .status(StatusRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let st = s.status().await;
     (st.header.unwrap().member_id, st.leader)
 }
 

@@ -14,7 +14,6 @@ use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::process::{Command, Stdio};
 
-use mainstay::proto::etcdserverpb::StatusRequest;
 use serde_json::Value;
 use sha1::{Digest, Sha1};
 
@@ -158,13 +157,7 @@ fn bare_endpoint(s: &Server) -> String {
 /// from the server itself: a fresh single etcd member is at term 2 (it campaigns from term 1),
 /// and how raft terms are numbered is not part of the KV behaviour these tests pin.
 async fn raft_term(s: &Server) -> u64 {
-    let st = s
-        .maintenance()
-        .await
-        .status(StatusRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let st = s.status().await;
     assert!(st.raft_term > 0);
     st.raft_term
 }

@@ -365,6 +365,16 @@ impl Server {
         self.wait_ready().await;
     }
 
+    /// This server's Maintenance.Status answer.
+    pub async fn status(&self) -> mainstay::proto::etcdserverpb::StatusResponse {
+        self.maintenance()
+            .await
+            .status(StatusRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
     /// A KV client.
     pub async fn kv(&self) -> KvClient<Channel> {
         KvClient::new(self.channel().await.unwrap())

@@ -7,8 +7,8 @@ use bytes::Bytes;
 use mainstay::proto::etcdserverpb::lease_client::LeaseClient;
 use mainstay::proto::etcdserverpb::{
     AlarmRequest, AlarmType, CompactionRequest, DefragmentRequest, DeleteRangeRequest, DowngradeRequest,
-    HashKvRequest, LeaseGrantRequest, MoveLeaderRequest, PutRequest, RangeRequest, RequestOp, StatusRequest,
-    TxnRequest, alarm_request::AlarmAction, downgrade_request::DowngradeAction, request_op,
+    HashKvRequest, LeaseGrantRequest, MoveLeaderRequest, PutRequest, RangeRequest, RequestOp, TxnRequest,
+    alarm_request::AlarmAction, downgrade_request::DowngradeAction, request_op,
 };
 use tonic::{Code, Status};
 
@@ -74,24 +74,12 @@ fn assert_err(e: &Status, code: Code, msg: &str, what: &str) {
 }
 
 async fn member_id(s: &Server) -> u64 {
-    let st = s
-        .maintenance()
-        .await
-        .status(StatusRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let st = s.status().await;
     st.header.unwrap().member_id
 }
 
 async fn db_size(s: &Server) -> i64 {
-    s.maintenance()
-        .await
-        .status(StatusRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .db_size
+    s.status().await.db_size
 }
 
 async fn alarm(s: &Server, action: AlarmAction, member_id: u64, kind: AlarmType) -> Vec<(u64, i32)> {
@@ -150,13 +138,7 @@ async fn nospace_walk(kind: Kind) {
         alarm(&s, AlarmAction::Get, 0, AlarmType::None).await,
         vec![(id, AlarmType::Nospace as i32)]
     );
-    let st = s
-        .maintenance()
-        .await
-        .status(StatusRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let st = s.status().await;
     // Checked at the end, so a difference there does not hide the rest of the walk.
     let errors_when_full = st.errors;
 
@@ -260,13 +242,7 @@ async fn nospace_walk(kind: Kind) {
         .lease_grant(LeaseGrantRequest { ttl: 60, id: 0 })
         .await
         .unwrap();
-    let st = s
-        .maintenance()
-        .await
-        .status(StatusRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let st = s.status().await;
     assert!(st.errors.is_empty(), "{:?}", st.errors);
     if kind == Kind::Mainstay {
         let (code, body) = http_get(s.client_port, "/health").await;
@@ -320,13 +296,7 @@ async fn corrupt_alarm(kind: Kind) -> (Server, tempfile::TempDir, Vec<String>) {
         "etcdserver: corrupt cluster",
         "put under CORRUPT",
     );
-    let st = s
-        .maintenance()
-        .await
-        .status(StatusRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let st = s.status().await;
     (s, dir, st.errors)
 }
 

@@ -15,8 +15,7 @@ use bytes::Bytes;
 use mainstay::proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use mainstay::proto::etcdserverpb::watch_client::WatchClient;
 use mainstay::proto::etcdserverpb::{
-    HashKvRequest, MemberListRequest, RangeResponse, StatusRequest, WatchCreateRequest, WatchRequest,
-    watch_request,
+    HashKvRequest, MemberListRequest, RangeResponse, WatchCreateRequest, WatchRequest, watch_request,
 };
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -250,13 +249,7 @@ async fn bump_revision_and_mark_compacted_move_the_revision_and_compact_everythi
     let after = kvs(&b, 0).await.unwrap();
     assert_eq!(after.kvs, before.kvs, "the data is unchanged, revisions included");
     assert_eq!(revision(&after), old + BUMP);
-    let status = b
-        .maintenance()
-        .await
-        .status(StatusRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let status = b.status().await;
     assert_eq!(status.header.unwrap().revision, old + BUMP);
     for rev in [old, old + BUMP - 1] {
         let err = kvs(&b, rev).await.unwrap_err();

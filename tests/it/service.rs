@@ -2,7 +2,7 @@
 //! issues fill in (etcd-compat.md §1.1, §2.9, §7.1).
 
 use mainstay::proto::etcdserverpb::downgrade_request::DowngradeAction;
-use mainstay::proto::etcdserverpb::{DowngradeRequest, MemberListRequest, StatusRequest};
+use mainstay::proto::etcdserverpb::{DowngradeRequest, MemberListRequest};
 use tonic::Code;
 
 use crate::harness::{Kind, Server, http_get};
@@ -11,13 +11,7 @@ use crate::harness::{Kind, Server, http_get};
 async fn status_reports_a_semver_at_least_3_5_13_and_a_positive_db_size() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::mainstay(dir.path()).await;
-    let st = s
-        .maintenance()
-        .await
-        .status(StatusRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let st = s.status().await;
     let v: Vec<u64> = st.version.split('.').map(|p| p.parse().unwrap()).collect();
     assert!(
         v >= vec![3, 5, 13],
@@ -205,13 +199,7 @@ async fn emulated_etcd_version_is_reported_like_that_etcd_release() {
     std::fs::create_dir_all(&e_dir).unwrap();
     let s = Server::start(Kind::Mainstay, &m_dir, &["--emulated-etcd-version=3.4.23"]).await;
     let etcd = Server::start(Kind::Etcd, &e_dir, &[]).await;
-    let st = s
-        .maintenance()
-        .await
-        .status(StatusRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let st = s.status().await;
     assert_eq!(st.version, "3.4.23");
     let body = |text: String| {
         text.split("\r\n\r\n")
