@@ -66,6 +66,8 @@ pub enum Error {
     PeerUrlExists,
     #[error("member not found")]
     MemberNotFound,
+    #[error("given member URLs are invalid")]
+    MemberBadUrls,
     #[error("can only promote a learner member")]
     MemberNotLearner,
     #[error("can only promote a learner member which is in sync with leader")]

@@ -7,6 +7,7 @@ use tonic::{Request, Response, Status};
 
 use super::Ctx;
 use crate::cluster::ids::member_id;
+use crate::error::Error;
 use crate::proto::etcdserverpb::cluster_server::Cluster;
 use crate::proto::etcdserverpb::{
     Member, MemberAddRequest, MemberAddResponse, MemberListRequest, MemberListResponse, MemberPromoteRequest,
@@ -145,26 +146,18 @@ impl ClusterService {
 }
 
 /// Peer URLs as etcd accepts them in MemberAdd/MemberUpdate (`types.NewURLs`): at least one,
-/// each `http(s)://host:port` without a path.
+/// each `http(s)://host[:port]`, sorted.
 ///
 /// # Errors
-/// `InvalidArgument` with `types.NewURLs`'s error text.
-fn valid_peer_urls(urls: &[String]) -> Result<Vec<String>, Status> {
-    if urls.is_empty() {
-        return Err(Status::invalid_argument("member peer urls must be provided"));
+/// `etcdserver: given member URLs are invalid` (InvalidArgument; etcd `ErrGRPCMemberBadURLs`).
+fn valid_peer_urls(urls: &[String]) -> Result<Vec<String>, Error> {
+    let valid = |u: &String| {
+        url::Url::parse(u).is_ok_and(|p| matches!(p.scheme(), "http" | "https") && p.host_str().is_some())
+    };
+    if urls.is_empty() || !urls.iter().all(valid) {
+        return Err(Error::MemberBadUrls);
     }
-    let mut out = Vec::with_capacity(urls.len());
-    for u in urls {
-        let parsed = url::Url::parse(u).map_err(|_| {
-            Status::invalid_argument(format!("URL address does not have the form \"host:port\": {u}"))
-        })?;
-        if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-            return Err(Status::invalid_argument(format!(
-                "URL scheme must be http, https, unix, or unixs: {u}"
-            )));
-        }
-        out.push(u.clone());
-    }
+    let mut out = urls.to_vec();
     out.sort();
     Ok(out)
 }

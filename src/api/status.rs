@@ -40,6 +40,7 @@ pub fn code_and_message(e: &Error) -> (Code, String) {
         Error::MemberExists => (Code::FailedPrecondition, "etcdserver: member ID already exist"),
         Error::PeerUrlExists => (Code::FailedPrecondition, "etcdserver: Peer URLs already exists"),
         Error::MemberNotFound => (Code::NotFound, "etcdserver: member not found"),
+        Error::MemberBadUrls => (Code::InvalidArgument, "etcdserver: given member URLs are invalid"),
         Error::MemberNotLearner => (
             Code::FailedPrecondition,
             "etcdserver: can only promote a learner member",
@@ -222,6 +223,11 @@ mod tests {
             Error::MemberNotFound,
             Code::NotFound,
             "etcdserver: member not found",
+        ),
+        (
+            Error::MemberBadUrls,
+            Code::InvalidArgument,
+            "etcdserver: given member URLs are invalid",
         ),
         (
             Error::MemberNotLearner,

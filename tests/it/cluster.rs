@@ -304,6 +304,23 @@ async fn members_are_added_promoted_updated_and_removed_with_etcds_errors() {
         .await
         .unwrap_err();
     assert_eq!(e.message(), "etcdserver: Peer URLs already exists");
+    // etcd `ErrGRPCMemberBadURLs` for an unparsable or empty peer URL list.
+    for bad in [vec!["not a url".to_owned()], vec![]] {
+        let e = c
+            .member_add(MemberAddRequest {
+                peer_ur_ls: bad,
+                is_learner: true,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (e.code(), e.message()),
+            (
+                tonic::Code::InvalidArgument,
+                "etcdserver: given member URLs are invalid"
+            )
+        );
+    }
     let e = c
         .member_promote(MemberPromoteRequest { id: learner.id })
         .await
